@@ -1,0 +1,276 @@
+/*
+ * buf.c: growable buffers, JSON string escaping, base64 and UTF-8 checks.
+ *
+ * Growth doubles capacity so appends are amortised O(1); a buffer that is
+ * reset and reused stops allocating once it has seen its largest content.
+ */
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pw.h"
+
+void pw_buf_free(pw_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->failed = false;
+}
+
+int pw_buf_reserve(pw_buf *b, size_t extra)
+{
+    if (b->failed)
+        return PW_ENOMEM;
+    if (extra > SIZE_MAX - b->len - 1) {
+        b->failed = true;
+        return PW_ENOMEM;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return PW_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        b->failed = true;
+        return PW_ENOMEM;
+    }
+    b->data = p;
+    b->cap = cap;
+    return PW_OK;
+}
+
+void pw_buf_append(pw_buf *b, const void *data, size_t len)
+{
+    if (pw_buf_reserve(b, len) != PW_OK)
+        return;
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void pw_buf_append_str(pw_buf *b, const char *s) { pw_buf_append(b, s, strlen(s)); }
+
+void pw_buf_append_char(pw_buf *b, char c)
+{
+    if (pw_buf_reserve(b, 1) != PW_OK)
+        return;
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void pw_buf_printf(pw_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char small[128];
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = true;
+        return;
+    }
+    if ((size_t)n < sizeof small) {
+        pw_buf_append(b, small, (size_t)n);
+        return;
+    }
+    if (pw_buf_reserve(b, (size_t)n) != PW_OK)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void pw_buf_append_u64(pw_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    pw_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
+/* Length of the valid UTF-8 sequence starting at s (at most `left` bytes),
+ * or 0 when the bytes there are not one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t left)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (left < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+bool pw_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = utf8_seq_len(p + i, len - i);
+        if (!n)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+void pw_buf_append_json_escaped(pw_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    /* Worst case every byte becomes \u00XX or U+FFFD (6 or 3 bytes). */
+    if (len > (SIZE_MAX - 1) / 6 || pw_buf_reserve(b, len * 6) != PW_OK) {
+        b->failed = true;
+        return;
+    }
+    char *o = b->data + b->len;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            i++;
+        } else if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+            i++;
+        } else if (c < 0x20) {
+            *o++ = '\\';
+            switch (c) {
+            case '\n': *o++ = 'n'; break;
+            case '\r': *o++ = 'r'; break;
+            case '\t': *o++ = 't'; break;
+            case '\b': *o++ = 'b'; break;
+            case '\f': *o++ = 'f'; break;
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 15];
+            }
+            i++;
+        } else {
+            size_t n = utf8_seq_len(p + i, len - i);
+            if (n) {
+                memcpy(o, p + i, n);
+                o += n;
+                i += n;
+            } else {
+                memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD */
+                o += 3;
+                i++;
+            }
+        }
+    }
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+static void base64_encode(pw_buf *b, const void *data, size_t len, const char *alphabet)
+{
+    const unsigned char *p = data;
+    if (pw_buf_reserve(b, (len + 2) / 3 * 4) != PW_OK)
+        return;
+    char *o = b->data + b->len;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = alphabet[v >> 18];
+        *o++ = alphabet[(v >> 12) & 63];
+        *o++ = alphabet[(v >> 6) & 63];
+        *o++ = alphabet[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = alphabet[v >> 18];
+        *o++ = alphabet[(v >> 12) & 63];
+        *o++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+void pw_buf_append_base64(pw_buf *b, const void *data, size_t len)
+{
+    base64_encode(b, data, len, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+}
+
+void pw_buf_append_base64url(pw_buf *b, const void *data, size_t len)
+{
+    base64_encode(b, data, len, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+}
+
+static int base64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+int pw_base64_decode(const char *in, size_t len, pw_buf *out)
+{
+    if (len % 4)
+        return PW_EINVAL;
+    const unsigned char *p = (const unsigned char *)in;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            if (p[i + k] == '=' && i + 4 == len && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else {
+                if (pad)
+                    return PW_EINVAL;
+                v[k] = base64_value(p[i + k]);
+                if (v[k] < 0)
+                    return PW_EINVAL;
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        char bytes[3] = { (char)(w >> 16), (char)(w >> 8), (char)w };
+        pw_buf_append(out, bytes, (size_t)(3 - pad));
+    }
+    return pw_buf_ok(out) ? PW_OK : PW_ENOMEM;
+}
