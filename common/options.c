@@ -1,0 +1,1 @@
+typedef int pw_placeholder_options; /* replaced by the real module */

@@ -1,0 +1,1 @@
+typedef int pw_placeholder_stage; /* replaced by the real module */
