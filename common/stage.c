@@ -1,1 +1,157 @@
-typedef int pw_placeholder_stage; /* replaced by the real module */
+/*
+ * stage.c: the shared life cycle of a stage (see stage.h).
+ *
+ * Signal handling uses sigaction without SA_RESTART so a blocking
+ * zmq_poll/zmq_msg_recv returns EINTR and the loop notices the flag at
+ * once, instead of sleeping out its poll timeout.
+ */
+#include "stage.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+#include "pw.h"
+
+const char *const pw_reason_names[PW_REASON_COUNT] = {
+    "malformed_json", "missing_field", "invalid_value", "oversize",
+    "invalid_utf8",   "empty",         "processing",    "push_failed",
+};
+
+static volatile sig_atomic_t stop_signals;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    if (stop_signals < 2)
+        stop_signals++;
+}
+
+bool pw_stage_running(void) { return stop_signals == 0; }
+bool pw_stage_hurry(void) { return stop_signals >= 2; }
+void pw_stage_request_stop(void) { if (!stop_signals) stop_signals = 1; }
+
+int pw_stage_init(pw_stage *st)
+{
+    pw_log_init(st->opts.stage, st->opts.instance, st->opts.log_level, 1);
+    st->registry = pw_registry_new();
+    if (!st->registry)
+        goto nomem;
+    st->processed = pw_counter_register(st->registry, "pipeline_records_processed_total",
+                                        "Records this stage handled successfully.");
+    st->errors = pw_counter_vec_register(st->registry, "pipeline_errors_total",
+                                         "Records or operations that failed, by reason.", "reason",
+                                         pw_reason_names, PW_REASON_COUNT);
+    st->lag = pw_gauge_register(st->registry, "pipeline_lag_seconds",
+                                "Now minus the event time of the newest record this stage handled.");
+    st->duration = pw_histogram_register(st->registry, "pipeline_record_duration_seconds",
+                                         "Time a record spends inside this stage.",
+                                         pw_buckets_stage_duration, pw_buckets_stage_duration_len);
+    st->up = pw_gauge_register(st->registry, "pipeline_stage_up",
+                               "1 while the stage runs; 0 is pushed on clean shutdown.");
+    st->build_info = pw_gauge_register_labelled(st->registry, "pipeline_build_info",
+                                                "Build information; always 1.", "version", PW_VERSION);
+    if (!st->processed || !st->errors || !st->lag || !st->duration || !st->up || !st->build_info ||
+        pw_registry_add_process_metrics(st->registry) != PW_OK)
+        goto nomem;
+    pw_gauge_set(st->build_info, 1);
+    st->stats_every_ns = 5000000000u;
+    return PW_OK;
+nomem:
+    PW_LOG(PW_LOG_ERROR, "cannot register metrics", PW_STR("reason", "out of memory"));
+    return PW_ENOMEM;
+}
+
+int pw_stage_start(pw_stage *st)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pw_gauge_set(st->up, 1);
+    st->started_ns = pw_now_ns();
+    st->last_stats_ns = st->started_ns;
+    st->next_stats_ns = st->started_ns + st->stats_every_ns;
+
+    if (st->opts.pushgateway) {
+        pw_push_config cfg = {
+            .url = st->opts.pushgateway,
+            .job = st->opts.job,
+            .stage = st->opts.stage,
+            .instance = st->opts.instance,
+            .interval_s = st->opts.push_interval,
+            .registry = st->registry,
+            .errors = st->errors,
+            .failed_index = PW_REASON_PUSH_FAILED,
+            .auth_file = st->opts.push_auth_file,
+            .ca_file = st->opts.push_ca_file,
+        };
+        /* The pusher thread inherits this mask: signals stay with main. */
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        int rc = pw_push_start(&cfg, &st->pusher);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != PW_OK) {
+            PW_LOG(PW_LOG_ERROR, "cannot start pushing", PW_STR("pushgateway", st->opts.pushgateway),
+                   PW_INT("status", rc));
+            return rc;
+        }
+    }
+    PW_LOG(PW_LOG_INFO, "started", PW_STR("version", PW_VERSION),
+           PW_STR("pushgateway", st->opts.pushgateway), PW_DBL("push_interval", st->opts.push_interval));
+    return PW_OK;
+}
+
+uint64_t pw_stage_errors_total(const pw_stage *st)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < PW_REASON_COUNT; i++)
+        total += pw_counter_get(&st->errors->counters[i]);
+    return total;
+}
+
+void pw_stage_stats(pw_stage *st, uint64_t now_ns, const pw_field *extra, size_t nextra)
+{
+    if (now_ns < st->next_stats_ns)
+        return;
+    uint64_t processed = pw_counter_get(st->processed);
+    double secs = (double)(now_ns - st->last_stats_ns) / 1e9;
+    double rate = secs > 0 ? (double)(processed - st->last_stats_processed) / secs : 0;
+    pw_field f[8];
+    size_t n = 0;
+    f[n++] = PW_UINT("processed", processed);
+    f[n++] = PW_DBL("rate", rate);
+    f[n++] = PW_DBL("lag_seconds", pw_gauge_get(st->lag));
+    f[n++] = PW_UINT("errors", pw_stage_errors_total(st));
+    for (size_t i = 0; i < nextra && n < PW_ARRAY_LEN(f); i++)
+        f[n++] = extra[i];
+    pw_log(PW_LOG_INFO, "stats", f, n);
+    st->last_stats_ns = now_ns;
+    st->last_stats_processed = processed;
+    st->next_stats_ns = now_ns + st->stats_every_ns;
+}
+
+int pw_stage_finish(pw_stage *st, int exit_code)
+{
+    pw_gauge_set(st->up, 0);
+    uint64_t now = pw_now_ns();
+    st->next_stats_ns = now; /* a last stats line with the final figures */
+    pw_stage_stats(st, now, NULL, 0);
+    if (st->pusher) {
+        int rc = pw_push_stop(st->pusher, 5.0, st->opts.delete_on_exit);
+        st->pusher = NULL;
+        if (rc != PW_OK)
+            PW_LOG(PW_LOG_WARN, "final push failed", PW_STR("pushgateway", st->opts.pushgateway));
+    }
+    PW_LOG(PW_LOG_INFO, "stopped", PW_INT("exit_code", exit_code));
+    pw_registry_free(st->registry);
+    st->registry = NULL;
+    return exit_code;
+}

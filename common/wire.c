@@ -58,6 +58,15 @@ void pw_batch_item_end(pw_batch_writer *w, size_t start)
     put_u32_at(w->buf, w->count_offset, w->count);
 }
 
+void pw_batch_item_cancel(pw_batch_writer *w, size_t start)
+{
+    if (start >= ITEM_HEADER && start <= w->buf->len) {
+        w->buf->len = start - ITEM_HEADER;
+        if (w->buf->data)
+            w->buf->data[w->buf->len] = '\0';
+    }
+}
+
 void pw_batch_add(pw_batch_writer *w, uint64_t seq, uint8_t flags, double ts, const void *bytes,
                   size_t len)
 {

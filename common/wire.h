@@ -61,6 +61,8 @@ void pw_batch_add(pw_batch_writer *w, uint64_t seq, uint8_t flags, double ts,
  * length.  Saves a copy when the bytes are produced by an encoder. */
 size_t pw_batch_item_start(pw_batch_writer *w, uint64_t seq, uint8_t flags, double ts);
 void pw_batch_item_end(pw_batch_writer *w, size_t start);
+/* Drops an item begun with pw_batch_item_start (and anything appended since). */
+void pw_batch_item_cancel(pw_batch_writer *w, size_t start);
 
 typedef struct pw_batch_item {
     uint64_t seq;

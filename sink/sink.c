@@ -1,2 +1,469 @@
-/* placeholder until the stage lands */
-int main(void) { return 0; }
+/*
+ * sink: writes records durably, exactly once, and acknowledges them
+ * (SPEC "Delivery guarantee").
+ *
+ * Order of events for every record: dedup check -> append to the output or
+ * dead-letter file -> (fdatasync, per --fsync) -> ack to the producer.  An
+ * ack therefore always means "on disk under the chosen policy"; a crash
+ * before the ack makes the producer re-send, and the re-sent copy is found
+ * in the dedup index and only re-acknowledged.  On start the index is
+ * rebuilt from both files (a torn last line from a kill is cut off first),
+ * so a restarted sink neither loses nor duplicates.
+ *
+ * Writes are batched: everything ZeroMQ has ready is processed into two
+ * buffers and written with one write(2) per file, so under load a syscall
+ * carries many records and under light load a record waits for nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "buf.h"
+#include "dedup.h"
+#include "log.h"
+#include "metrics.h"
+#include "options.h"
+#include "pw.h"
+#include "record.h"
+#include "stage.h"
+#include "transport.h"
+#include "wire.h"
+
+#define SINK_MAXMSGSIZE (256 * 1024 * 1024)
+#define SINK_MAX_STREAMS 64
+/* Stop collecting and write once this much is buffered. */
+#define SINK_WRITE_CHUNK (1024 * 1024)
+
+enum fsync_policy { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NEVER };
+static const char *const fsync_names[] = { "always", "batch", "never", NULL };
+
+typedef struct sink_file {
+    const char *path;
+    int fd;
+    pw_buf buf;     /* lines not yet written */
+    bool dirty;     /* written since the last fdatasync */
+} sink_file;
+
+typedef struct pending_ack {
+    pw_dedup_stream *stream; /* pinned until the ack is sent */
+    uint64_t seq;
+} pending_ack;
+
+typedef struct sink {
+    pw_stage st;
+    const char *bind, *ack;
+    int fsync;
+    uint64_t fsync_interval_ms, dedup_window;
+    pw_security security;
+    void *ctx, *pull, *pub;
+    sink_file out, dead;
+    pw_dedup *dedup;
+    pending_ack *acks;          /* written, not yet acknowledged */
+    size_t nacks, acks_cap;
+    size_t unsynced;            /* acks waiting for an fdatasync */
+    pw_buf ackmsg;
+    uint64_t next_sync_ns;
+    pw_counter *dead_lettered, *duplicates;
+    pw_histogram *e2e;
+} sink;
+
+static int open_file(sink_file *f)
+{
+    f->fd = open(f->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (f->fd < 0) {
+        PW_LOG(PW_LOG_ERROR, "cannot open file", PW_STR("file", f->path), PW_STR("error", strerror(errno)));
+        return PW_EIO;
+    }
+    return PW_OK;
+}
+
+/* Marks the record a recovered line stands for; lines without a stream
+ * identity (bare records that failed) need no dedup. */
+static void recover_line(sink *s, json_tokener *tok, const char *line, size_t len, uint64_t *marked)
+{
+    json_tokener_reset(tok);
+    json_object *obj = json_tokener_parse_ex(tok, line, (int)len);
+    json_object *producer, *run, *seq;
+    if (obj && json_object_object_get_ex(obj, "producer", &producer) &&
+        json_object_is_type(producer, json_type_string) && json_object_object_get_ex(obj, "seq", &seq) &&
+        json_object_is_type(seq, json_type_int)) {
+        uint64_t r = 0;
+        if (json_object_object_get_ex(obj, "run", &run) && json_object_is_type(run, json_type_int))
+            r = (uint64_t)json_object_get_int64(run);
+        const char *name = json_object_get_string(producer);
+        pw_dedup_stream *st = pw_dedup_stream_get(s->dedup, name, strlen(name), r);
+        if (st && pw_dedup_mark(st, (uint64_t)json_object_get_int64(seq)))
+            (*marked)++;
+    }
+    json_object_put(obj);
+}
+
+/* Rebuilds the dedup index from a file and cuts a torn last line. */
+static int recover_file(sink *s, sink_file *f, uint64_t *lines)
+{
+    struct stat sb;
+    if (fstat(f->fd, &sb) != 0)
+        return PW_EIO;
+    json_tokener *tok = json_tokener_new_ex(PW_RECORD_MAX_DEPTH + 4);
+    pw_buf chunk = PW_BUF_INIT;
+    if (!tok || pw_buf_reserve(&chunk, 1 << 20) != PW_OK) {
+        json_tokener_free(tok);
+        pw_buf_free(&chunk);
+        return PW_ENOMEM;
+    }
+    off_t offset = 0, complete = 0;
+    uint64_t marked = 0;
+    int rc = PW_OK;
+    for (;;) {
+        ssize_t n = pread(f->fd, chunk.data + chunk.len, chunk.cap - chunk.len - 1, offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = PW_EIO;
+            break;
+        }
+        if (n == 0)
+            break;
+        offset += n;
+        chunk.len += (size_t)n;
+        size_t start = 0;
+        for (;;) {
+            char *nl = memchr(chunk.data + start, '\n', chunk.len - start);
+            if (!nl)
+                break;
+            size_t len = (size_t)(nl - (chunk.data + start));
+            recover_line(s, tok, chunk.data + start, len, &marked);
+            (*lines)++;
+            start += len + 1;
+            complete += (off_t)len + 1;
+        }
+        memmove(chunk.data, chunk.data + start, chunk.len - start);
+        chunk.len -= start;
+        if (chunk.len + 1 >= chunk.cap && pw_buf_reserve(&chunk, chunk.cap) != PW_OK) {
+            rc = PW_ENOMEM;
+            break;
+        }
+    }
+    if (rc == PW_OK && complete < sb.st_size) {
+        PW_LOG(PW_LOG_WARN, "cutting a torn last line left by a crash", PW_STR("file", f->path),
+               PW_INT("bytes", (long long)(sb.st_size - complete)));
+        if (ftruncate(f->fd, complete) != 0)
+            rc = PW_EIO;
+    }
+    json_tokener_free(tok);
+    pw_buf_free(&chunk);
+    return rc;
+}
+
+static int write_all(sink_file *f)
+{
+    size_t done = 0;
+    while (done < f->buf.len) {
+        ssize_t n = write(f->fd, f->buf.data + done, f->buf.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            PW_LOG(PW_LOG_ERROR, "cannot write", PW_STR("file", f->path), PW_STR("error", strerror(errno)));
+            return PW_EIO;
+        }
+        done += (size_t)n;
+    }
+    if (f->buf.len)
+        f->dirty = true;
+    pw_buf_reset(&f->buf);
+    return PW_OK;
+}
+
+static int sync_file(sink_file *f)
+{
+    if (!f->dirty)
+        return PW_OK;
+    if (fdatasync(f->fd) != 0) {
+        PW_LOG(PW_LOG_ERROR, "cannot fdatasync", PW_STR("file", f->path), PW_STR("error", strerror(errno)));
+        return PW_EIO;
+    }
+    f->dirty = false;
+    return PW_OK;
+}
+
+static void add_ack(sink *s, pw_dedup_stream *st, uint64_t seq)
+{
+    if (s->nacks == s->acks_cap) {
+        size_t cap = s->acks_cap ? s->acks_cap * 2 : 4096;
+        pending_ack *p = realloc(s->acks, cap * sizeof *p);
+        if (!p)
+            return; /* the producer re-sends; the duplicate is acked then */
+        s->acks = p;
+        s->acks_cap = cap;
+    }
+    pw_dedup_stream_pin(st, true);
+    s->acks[s->nacks++] = (pending_ack){ st, seq };
+}
+
+/* Sends every pending ack: one message per stream, consecutive seqs merged
+ * into ranges.  PUB never blocks; an ack dropped on the way is recovered by
+ * the producer's re-send. */
+static void send_acks(sink *s)
+{
+    for (size_t i = 0; i < s->nacks; i++) {
+        pw_dedup_stream *st = s->acks[i].stream;
+        if (!st)
+            continue;
+        const char *producer;
+        size_t len;
+        uint64_t run;
+        pw_dedup_stream_identity(st, &producer, &len, &run);
+        pw_ack_writer w;
+        pw_ack_begin(&w, &s->ackmsg, producer, len, run);
+        for (size_t j = i; j < s->nacks; j++) {
+            if (s->acks[j].stream == st) {
+                pw_ack_add(&w, s->acks[j].seq);
+                s->acks[j].stream = NULL;
+            }
+        }
+        pw_ack_finish(&w);
+        pw_dedup_stream_pin(st, false);
+        if (pw_buf_ok(&s->ackmsg))
+            zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
+    }
+    s->nacks = 0;
+}
+
+/* A message that is not a well-formed batch: dead-letter its bytes. */
+static void dead_letter_message(sink *s, const char *msg, size_t len)
+{
+    pw_record_dead_letter(&s->dead.buf, PW_REC_MALFORMED_JSON, "message is not a pipewatch batch",
+                          NULL, 0, 0, s->st.opts.instance, pw_wall_seconds(), msg, len);
+    pw_buf_append_char(&s->dead.buf, '\n');
+    pw_counter_inc(s->dead_lettered);
+    pw_counter_vec_inc(s->st.errors, PW_REASON_MALFORMED_JSON);
+    static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
+    PW_LOG_LIMITED(&lim, PW_LOG_WARN, "malformed message dead-lettered", PW_STR("reason", "malformed_json"),
+                   PW_UINT("bytes", len));
+}
+
+static bool batch_well_formed(const void *msg, size_t len)
+{
+    pw_batch_reader r;
+    pw_batch_item item;
+    int rc;
+    if (pw_batch_read_begin(&r, msg, len) != PW_OK)
+        return false;
+    while ((rc = pw_batch_read_next(&r, &item)) == 1) {
+    }
+    return rc == 0;
+}
+
+static void process_message(sink *s, const char *msg, size_t len, uint64_t received_ns)
+{
+    if (!batch_well_formed(msg, len)) {
+        dead_letter_message(s, msg, len);
+        return;
+    }
+    pw_batch_reader r;
+    pw_batch_item item;
+    pw_batch_read_begin(&r, msg, len);
+    pw_dedup_stream *st = NULL;
+    if (r.producer_len > 0) {
+        st = pw_dedup_stream_get(s->dedup, r.producer, r.producer_len, r.run);
+        if (!st) {
+            PW_LOG(PW_LOG_ERROR, "dedup index full; batch left for the producer to re-send",
+                   PW_UINT("streams", pw_dedup_streams(s->dedup)));
+            return;
+        }
+    }
+    double now = pw_wall_seconds();
+    double newest_ts = 0;
+    while (pw_batch_read_next(&r, &item) == 1) {
+        if (st && !pw_dedup_mark(st, item.seq)) {
+            pw_counter_inc(s->duplicates);
+            add_ack(s, st, item.seq); /* the earlier ack may have been lost */
+            continue;
+        }
+        sink_file *f = item.flags == PW_ITEM_DEAD ? &s->dead : &s->out;
+        pw_buf_append(&f->buf, item.bytes, item.len);
+        pw_buf_append_char(&f->buf, '\n');
+        if (item.flags == PW_ITEM_DEAD) {
+            pw_counter_inc(s->dead_lettered);
+        } else {
+            pw_counter_inc(s->st.processed);
+            pw_histogram_observe(s->e2e, now - item.ts);
+        }
+        if (item.ts > newest_ts)
+            newest_ts = item.ts;
+        if (st)
+            add_ack(s, st, item.seq);
+    }
+    if (newest_ts > 0)
+        pw_gauge_set(s->st.lag, now - newest_ts);
+    double inside = (double)(pw_now_ns() - received_ns) / 1e9;
+    for (uint32_t i = 0; i < r.count; i++)
+        pw_histogram_observe(s->st.duration, inside);
+}
+
+/* Writes the buffers, syncs per policy and acknowledges what is durable.
+ * force: sync now whatever the policy (clean shutdown). */
+static int flush(sink *s, uint64_t now, bool force)
+{
+    if (!pw_buf_ok(&s->out.buf) || !pw_buf_ok(&s->dead.buf)) {
+        PW_LOG(PW_LOG_ERROR, "out of memory buffering records", PW_STR("reason", "memory"));
+        return PW_ENOMEM;
+    }
+    if (write_all(&s->out) != PW_OK || write_all(&s->dead) != PW_OK)
+        return PW_EIO;
+    bool sync = force || s->fsync == FSYNC_ALWAYS || (s->fsync == FSYNC_BATCH && now >= s->next_sync_ns);
+    if (sync && s->fsync != FSYNC_NEVER) {
+        if (sync_file(&s->out) != PW_OK || sync_file(&s->dead) != PW_OK)
+            return PW_EIO;
+    }
+    if (sync || s->fsync == FSYNC_NEVER) {
+        send_acks(s);
+        s->next_sync_ns = now + s->fsync_interval_ms * 1000000u;
+    }
+    return PW_OK;
+}
+
+static int run(sink *s)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    int rc = PW_OK;
+    s->next_sync_ns = pw_now_ns();
+    while (rc == PW_OK) {
+        bool stopping = !pw_stage_running();
+        long timeout = 200;
+        if (s->nacks && s->fsync == FSYNC_BATCH) {
+            uint64_t now = pw_now_ns();
+            timeout = now >= s->next_sync_ns ? 0 : (long)((s->next_sync_ns - now) / 1000000u) + 1;
+        }
+        zmq_pollitem_t item = { s->pull, 0, ZMQ_POLLIN, 0 };
+        if (!stopping)
+            zmq_poll(&item, 1, timeout);
+        /* Take everything ZeroMQ has ready, up to a chunk, then write once. */
+        size_t taken = 0;
+        while (s->out.buf.len + s->dead.buf.len < SINK_WRITE_CHUNK &&
+               zmq_msg_recv(&m, s->pull, ZMQ_DONTWAIT) >= 0) {
+            process_message(s, zmq_msg_data(&m), zmq_msg_size(&m), pw_now_ns());
+            taken++;
+        }
+        uint64_t now = pw_now_ns();
+        rc = flush(s, now, stopping && taken == 0);
+        pw_field extra[] = { PW_UINT("dead_lettered", pw_counter_get(s->dead_lettered)),
+                             PW_UINT("duplicates", pw_counter_get(s->duplicates)) };
+        pw_stage_stats(&s->st, now, extra, PW_ARRAY_LEN(extra));
+        if (stopping && taken == 0)
+            break; /* drained: nothing more was waiting */
+    }
+    zmq_msg_close(&m);
+    return rc == PW_OK ? PW_EXIT_OK : PW_EXIT_FAILURE;
+}
+
+int main(int argc, char **argv)
+{
+    static sink s = {
+        .bind = "tcp://127.0.0.1:5558",
+        .ack = "tcp://127.0.0.1:5559",
+        .fsync = FSYNC_BATCH,
+        .fsync_interval_ms = 20,
+        .dedup_window = 1u << 18,
+        .out = { .path = "pipewatch-out.ndjson", .fd = -1, .buf = PW_BUF_INIT },
+        .dead = { .path = "pipewatch-dead-letter.ndjson", .fd = -1, .buf = PW_BUF_INIT },
+        .ackmsg = PW_BUF_INIT,
+    };
+    const pw_option opts[] = {
+        { .name = "bind", .type = PW_OPT_STRING, .dest = &s.bind, .metavar = "EP",
+          .help = "endpoint the workers push results to (default tcp://127.0.0.1:5558)" },
+        { .name = "ack", .type = PW_OPT_STRING, .dest = &s.ack, .metavar = "EP",
+          .help = "endpoint acks are published on, for the producers (default tcp://127.0.0.1:5559)" },
+        { .name = "out", .type = PW_OPT_STRING, .dest = &s.out.path, .metavar = "FILE",
+          .help = "NDJSON file good records are appended to (default pipewatch-out.ndjson)" },
+        { .name = "dead-letter", .type = PW_OPT_STRING, .dest = &s.dead.path, .metavar = "FILE",
+          .help = "NDJSON file dead letters are appended to (default pipewatch-dead-letter.ndjson)" },
+        { .name = "fsync", .type = PW_OPT_CHOICE, .dest = &s.fsync, .metavar = "always|batch|never",
+          .help = "always: fdatasync before every ack; batch: every --fsync-interval; never: leave it "
+                  "to the kernel (default batch)", .choices = fsync_names },
+        { .name = "fsync-interval", .type = PW_OPT_U64, .dest = &s.fsync_interval_ms, .metavar = "MS",
+          .help = "with --fsync batch, how often to sync and ack (default 20)", .min = 1, .max = 60000 },
+        { .name = "dedup-window", .type = PW_OPT_U64, .dest = &s.dedup_window, .metavar = "N",
+          .help = "seqs remembered above each stream's contiguous mark; must be >= the producers' "
+                  "--max-in-flight (default 262144, 32 KiB per stream)", .min = 64, .max = 1u << 30 },
+        PW_SECURITY_OPTIONS(s.security),
+    };
+    int rc = pw_options_parse(argc, argv, "sink", "sink: write records and dead letters exactly once, then acknowledge them",
+                              opts, PW_ARRAY_LEN(opts), &s.st.opts);
+    if (rc != PW_OPTIONS_CONTINUE)
+        return rc == PW_OPTIONS_EXIT_OK ? PW_EXIT_OK : PW_EXIT_USAGE;
+    const char *bad = NULL;
+    if (pw_endpoints_validate(s.bind) != PW_OK)
+        bad = "--bind: not an endpoint (tcp://HOST:PORT or ipc://PATH)";
+    else if (pw_endpoints_validate(s.ack) != PW_OK)
+        bad = "--ack: not an endpoint (tcp://HOST:PORT or ipc://PATH)";
+    else if (!*s.out.path)
+        bad = "--out: empty file name";
+    else if (!*s.dead.path)
+        bad = "--dead-letter: empty file name";
+    if (bad) {
+        fprintf(stderr, "sink: %s\nusage: sink [OPTIONS]   (try --help)\n", bad);
+        return PW_EXIT_USAGE;
+    }
+    if (pw_stage_init(&s.st) != PW_OK)
+        return PW_EXIT_FAILURE;
+    s.dead_lettered = pw_counter_register(s.st.registry, "pipeline_records_dead_lettered_total",
+                                          "Records appended to the dead-letter file.");
+    s.duplicates = pw_counter_register(s.st.registry, "pipeline_records_duplicate_total",
+                                       "Records received again after they were written; discarded.");
+    s.e2e = pw_histogram_register(s.st.registry, "pipeline_end_to_end_latency_seconds",
+                                  "Write time minus event time of records written to the output file.",
+                                  pw_buckets_latency, pw_buckets_latency_len);
+    s.dedup = pw_dedup_new(s.dedup_window, SINK_MAX_STREAMS);
+    int exit_code = PW_EXIT_FAILURE;
+    if (!s.dead_lettered || !s.duplicates || !s.e2e || !s.dedup) {
+        PW_LOG(PW_LOG_ERROR, "out of memory", PW_UINT("dedup_window", s.dedup_window));
+        goto done;
+    }
+    if (open_file(&s.out) != PW_OK || open_file(&s.dead) != PW_OK)
+        goto done;
+    uint64_t lines = 0, t0 = pw_now_ns();
+    if (recover_file(&s, &s.out, &lines) != PW_OK || recover_file(&s, &s.dead, &lines) != PW_OK) {
+        PW_LOG(PW_LOG_ERROR, "cannot recover written records", PW_STR("file", s.out.path));
+        goto done;
+    }
+    PW_LOG(PW_LOG_INFO, "recovered written records", PW_UINT("lines", lines),
+           PW_UINT("streams", pw_dedup_streams(s.dedup)),
+           PW_DBL("seconds", (double)(pw_now_ns() - t0) / 1e9));
+    s.ctx = pw_transport_context();
+    if (!s.ctx)
+        goto done;
+    pw_socket_opts in_opts = { .rcvhwm = 256, .maxmsgsize = SINK_MAXMSGSIZE, .linger_ms = 0,
+                               .security = &s.security };
+    pw_socket_opts ack_opts = { .sndhwm = 100000, .maxmsgsize = -1, .linger_ms = 1000,
+                                .security = &s.security };
+    s.pull = pw_socket_open(s.ctx, ZMQ_PULL, s.bind, true, &in_opts);
+    s.pub = s.pull ? pw_socket_open(s.ctx, ZMQ_PUB, s.ack, true, &ack_opts) : NULL;
+    if (s.pub && pw_stage_start(&s.st) == PW_OK) {
+        PW_LOG(PW_LOG_INFO, "sinking", PW_STR("bind", s.bind), PW_STR("ack", s.ack),
+               PW_STR("out", s.out.path), PW_STR("dead_letter", s.dead.path),
+               PW_STR("fsync", fsync_names[s.fsync]));
+        exit_code = run(&s);
+    }
+done:
+    pw_socket_close(s.pull);
+    pw_socket_close(s.pub);
+    pw_transport_close(s.ctx);
+    if (s.out.fd >= 0)
+        close(s.out.fd);
+    if (s.dead.fd >= 0)
+        close(s.dead.fd);
+    pw_buf_free(&s.out.buf);
+    pw_buf_free(&s.dead.buf);
+    pw_buf_free(&s.ackmsg);
+    free(s.acks);
+    pw_dedup_free(s.dedup);
+    return pw_stage_finish(&s.st, exit_code);
+}
