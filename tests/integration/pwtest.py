@@ -1,0 +1,333 @@
+"""pwtest: harness for the integration tests (real binaries, real Pushgateway).
+
+Every test gets its own temp dir and free loopback ports, so tests run in
+parallel under `meson test`.  Processes are stopped by PID.  Waiting is
+always "poll a condition until a deadline" (wait_for), never a bare sleep.
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BUILD = os.environ.get("PW_BUILD_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
+SOURCE = os.environ.get("PW_SOURCE_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
+# Sanitizer builds are several times slower; tests scale their sizes down.
+SANITIZED = "san" in os.path.basename(os.path.normpath(BUILD)) or os.environ.get("PW_SANITIZED") == "1"
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def fail(msg):
+    log("FAIL: " + msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, interval=0.02):
+    """Polls cond() until it returns a truthy value or timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            fail("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def http_get(url, timeout=5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except Exception:
+        return None, ""
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
+
+
+class Proc:
+    def __init__(self, name, argv, logdir):
+        self.name = name
+        self.argv = argv
+        self.stdout_path = os.path.join(logdir, name + ".out")
+        self.stderr_path = os.path.join(logdir, name + ".err")
+        self.p = subprocess.Popen(argv, stdout=open(self.stdout_path, "ab"),
+                                  stderr=open(self.stderr_path, "ab"),
+                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def wait(self, timeout):
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            fail("%s did not exit within %.0fs" % (self.name, timeout))
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.p.poll() is None:
+            os.kill(self.pid, sig)
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.p.wait()
+                fail("%s ignored signal %d for %.0fs" % (self.name, sig, timeout))
+        return self.p.returncode
+
+    def kill9(self):
+        if self.p.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.p.wait()
+
+    def log_lines(self):
+        with open(self.stdout_path, "rb") as f:
+            return f.read().decode("utf-8", "replace").splitlines()
+
+    def logs(self):
+        out = []
+        for line in self.log_lines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                fail("%s wrote a stdout line that is not JSON: %r" % (self.name, line[:200]))
+        return out
+
+    def has_log(self, msg):
+        return any(l.get("msg") == msg for l in self.logs())
+
+    def stderr(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+class Pushgateway:
+    def __init__(self, tmp):
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = Proc("pushgateway", [
+                shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway",
+                "--web.listen-address=127.0.0.1:%d" % self.port,
+                "--persistence.file=" + os.path.join(tmp, "pushgateway.data"),
+                "--log.level=warn"], tmp)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and self.proc.alive():
+                if http_get(self.url + "/-/ready", 1)[0] == 200:
+                    return
+                time.sleep(0.05)
+            self.proc.kill9()
+        fail("could not start prometheus-pushgateway")
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def samples(self):
+        """{(name, frozenset(labels)): value} of everything the gateway holds."""
+        status, body = http_get(self.url + "/metrics")
+        check(status == 200, "pushgateway /metrics answered %s" % status)
+        return parse_text_format(body)
+
+    def value(self, name, **labels):
+        """Sum of the samples of `name` whose labels include `labels`."""
+        total, found = 0.0, False
+        for (n, ls), v in self.samples().items():
+            d = dict(ls)
+            if n == name and all(d.get(k) == val for k, val in labels.items()):
+                total += v
+                found = True
+        return total if found else None
+
+    def stop(self):
+        self.proc.stop()
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_text_format(body):
+    out = {}
+    for line in body.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        labels = frozenset((k, v.encode().decode("unicode_escape")) for k, v in _LABEL.findall(m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def binary(stage):
+    return os.path.join(BUILD, stage, stage)
+
+
+class Pipeline:
+    """A producer/worker/sink set on free loopback ports in a temp dir."""
+
+    def __init__(self, tag, gateway_url=None, push_interval="0.5"):
+        self.tmp = tempfile.mkdtemp(prefix="pipewatch-%s-" % tag)
+        self.in_port, self.out_port, self.ack_port = free_port(), free_port(), free_port()
+        self.gateway_url = gateway_url
+        self.push_interval = push_interval
+        self.out = os.path.join(self.tmp, "out.ndjson")
+        self.dead = os.path.join(self.tmp, "dead.ndjson")
+        self.procs = []
+        self.job = "itest-" + tag
+
+    def ep(self, port):
+        return "tcp://127.0.0.1:%d" % port
+
+    def common(self, instance):
+        args = ["--instance", instance, "--job", self.job, "--push-interval", self.push_interval]
+        if self.gateway_url:
+            args += ["--pushgateway", self.gateway_url]
+        return args
+
+    def _start(self, name, argv, ready_msg):
+        p = Proc(name, argv, self.tmp)
+        self.procs.append(p)
+        wait_for(lambda: (not p.alive()) or p.has_log(ready_msg), 20, "%s to start" % name)
+        check(p.alive(), "%s exited at start: %s %s" % (name, p.stderr(), p.log_lines()[-3:]))
+        return p
+
+    def start_sink(self, *extra, name="sink"):
+        return self._start(name, [binary("sink"), "--bind", self.ep(self.out_port),
+                                  "--ack", self.ep(self.ack_port), "--out", self.out,
+                                  "--dead-letter", self.dead] + self.common(name) + list(extra), "sinking")
+
+    def start_worker(self, name, *extra, inputs=None):
+        ins = inputs or self.ep(self.in_port)
+        return self._start(name, [binary("worker"), "--in", ins, "--out", self.ep(self.out_port)]
+                           + self.common(name) + list(extra), "working")
+
+    def start_producer(self, *extra, name="producer", pid="p1", port=None):
+        return self._start(name, [binary("producer"), "--bind", self.ep(port or self.in_port),
+                                  "--ack", self.ep(self.ack_port), "--id", pid]
+                           + self.common(name) + list(extra), "producing")
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            if p.alive():
+                p.stop()
+
+    def cleanup(self, ok=True):
+        for p in self.procs:
+            if p.alive():
+                p.kill9()
+        if ok and not os.environ.get("PW_KEEP_TMP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            log("kept temp dir " + self.tmp)
+
+    def read_files(self):
+        """Returns (outputs, dead_letters) as lists of parsed JSON lines."""
+        outs, deads = [], []
+        for path, dest in ((self.out, outs), (self.dead, deads)):
+            if not os.path.exists(path):
+                continue
+            with open(path, "rb") as f:
+                for n, line in enumerate(f, 1):
+                    check(line.endswith(b"\n"), "%s line %d has no newline" % (path, n))
+                    try:
+                        dest.append(json.loads(line))
+                    except ValueError as e:
+                        fail("%s line %d is not JSON (%s): %r" % (path, n, e, line[:200]))
+        return outs, deads
+
+    def assert_exactly_once(self, producer_id, count):
+        """Every seq 0..count-1 of producer_id is in exactly one file, once."""
+        outs, deads = self.read_files()
+        seen = {}
+        for rec in outs + deads:
+            if rec.get("producer") != producer_id:
+                continue
+            seq = rec["seq"]
+            seen[seq] = seen.get(seq, 0) + 1
+        dups = [s for s, n in seen.items() if n > 1]
+        missing = [s for s in range(count) if s not in seen]
+        extra = [s for s in seen if not 0 <= s < count]
+        check(not dups, "%d ids written more than once, e.g. %s" % (len(dups), dups[:5]))
+        check(not missing, "%d ids never written, e.g. %s" % (len(missing), missing[:5]))
+        check(not extra, "ids outside the produced range: %s" % extra[:5])
+        log("exactly once: %d ids (%d output, %d dead letters)" % (count, len(outs), len(deads)))
+        return outs, deads
+
+
+def expected_reason(raw):
+    """Independent oracle: the reason a worker must give for these bytes
+    (the rules of common/record.h, written again here in Python)."""
+    if len(raw.strip(b" \t\r\n")) == 0:
+        return "empty"
+    if len(raw) > 64 * 1024:
+        return "oversize"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid_utf8"
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return "malformed_json"
+    if not isinstance(obj, dict):
+        return "invalid_value"
+    required = ["id", "seq", "producer", "ts", "trace_id", "kind", "payload"]
+    for k in required:
+        if k not in obj:
+            return "missing_field"
+    if not isinstance(obj["payload"], dict):
+        return "invalid_value"
+    for k in ["user_id", "amount", "items"]:
+        if k not in obj["payload"]:
+            return "missing_field"
+    p = obj["payload"]
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    def is_num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    ok = (isinstance(obj["id"], str) and 1 <= len(obj["id"].encode()) <= 128
+          and is_int(obj["seq"]) and obj["seq"] >= 0
+          and isinstance(obj["producer"], str) and 1 <= len(obj["producer"].encode()) <= 64
+          and is_num(obj["ts"]) and 0 < obj["ts"] < 4102444800
+          and isinstance(obj["trace_id"], str) and re.fullmatch(r"[0-9a-f]{32}", obj["trace_id"])
+          and isinstance(obj["kind"], str) and 1 <= len(obj["kind"].encode()) <= 32
+          and is_int(p["user_id"]) and p["user_id"] >= 0
+          and is_num(p["amount"]) and p["amount"] >= 0
+          and is_int(p["items"]) and 0 <= p["items"] <= 10000)
+    if not ok:
+        return "invalid_value"
+    if p["amount"] * 100 >= 2 ** 53:
+        return "processing"
+    return None
+
+
+def dead_letter_raw(d):
+    return base64.b64decode(d["raw_b64"])
