@@ -65,6 +65,7 @@ typedef struct producer {
     uint64_t pending_built_ns;
     uint64_t started_ns;
     uint64_t next_scan_ns;
+    bool sink_heard;           /* an ack (or the sink's greeting) has arrived */
     /* producer-only metrics */
     pw_gauge *in_flight_gauge;
     pw_counter *retried;
@@ -181,9 +182,17 @@ static void handle_acks(producer *p)
     zmq_msg_init(&m);
     while (zmq_msg_recv(&m, p->acks, ZMQ_DONTWAIT) >= 0) {
         pw_ack_reader r;
-        if (pw_ack_read_begin(&r, zmq_msg_data(&m), zmq_msg_size(&m)) != PW_OK || r.run != p->run ||
+        if (pw_ack_read_begin(&r, zmq_msg_data(&m), zmq_msg_size(&m)) != PW_OK ||
             r.producer_len != strlen(p->id) || memcmp(r.producer, p->id, r.producer_len) != 0)
-            continue; /* another producer's stream or an earlier run of ours */
+            continue;
+        if (!p->sink_heard) {
+            p->sink_heard = true;
+            if (p->next_seq == 0)
+                p->started_ns = pw_now_ns(); /* pace from the first send */
+            PW_LOG(PW_LOG_INFO, "sink is listening; sending records", PW_STR("ack", p->ack));
+        }
+        if (r.run != p->run)
+            continue; /* the sink's greeting (run 0) or an earlier run of ours */
         uint64_t first;
         uint32_t n;
         while (pw_ack_read_next(&r, &first, &n) == 1) {
@@ -274,7 +283,9 @@ static int run(producer *p)
         handle_acks(p);
         if (now >= p->next_scan_ns)
             scan_for_resends(p, now);
-        if (!p->pending)
+        /* Until the sink has answered our subscription its acks would be
+         * lost, and every record sent would wait out --ack-timeout. */
+        if (!p->pending && p->sink_heard)
             p->pending = build_message(p, now);
         if (p->pending)
             send_pending(p);
@@ -286,7 +297,9 @@ static int run(producer *p)
         /* Sleep until an ack arrives, ZeroMQ takes the pending message, or
          * the next record is due; never longer than 100 ms. */
         long timeout_ms = 100;
-        if (!p->pending && p->rate && pw_stage_running() && (p->count == 0 || p->next_seq < p->count) &&
+        if (!p->sink_heard)
+            timeout_ms = 100;
+        else if (!p->pending && p->rate && pw_stage_running() && (p->count == 0 || p->next_seq < p->count) &&
             p->next_seq - p->oldest < p->max_in_flight) {
             double next_at = (double)(p->next_seq + 1) / (double)p->rate;
             double elapsed = (double)(pw_now_ns() - p->started_ns) / 1e9;

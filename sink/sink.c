@@ -248,6 +248,27 @@ static void dead_letter_message(sink *s, const char *msg, size_t len)
                    PW_UINT("bytes", len));
 }
 
+/* A producer subscribing to its acks is answered at once with an empty
+ * ack: until it has seen one, the producer knows its acks would be dropped
+ * (PUB sends nothing to a subscriber it has not heard from) and waits. */
+static void answer_subscriptions(sink *s)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (zmq_msg_recv(&m, s->pub, ZMQ_DONTWAIT) >= 0) {
+        const char *d = zmq_msg_data(&m);
+        size_t n = zmq_msg_size(&m);
+        if (n < 2 || d[0] != 1 || d[n - 1] != '\0')
+            continue; /* unsubscribe, or not a producer's topic */
+        pw_ack_writer w;
+        pw_ack_begin(&w, &s->ackmsg, d + 1, n - 2, 0);
+        pw_ack_finish(&w);
+        if (pw_buf_ok(&s->ackmsg))
+            zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
+    }
+    zmq_msg_close(&m);
+}
+
 static bool batch_well_formed(const void *msg, size_t len)
 {
     pw_batch_reader r;
@@ -342,9 +363,10 @@ static int run(sink *s)
             uint64_t now = pw_now_ns();
             timeout = now >= s->next_sync_ns ? 0 : (long)((s->next_sync_ns - now) / 1000000u) + 1;
         }
-        zmq_pollitem_t item = { s->pull, 0, ZMQ_POLLIN, 0 };
+        zmq_pollitem_t items[] = { { s->pull, 0, ZMQ_POLLIN, 0 }, { s->pub, 0, ZMQ_POLLIN, 0 } };
         if (!stopping)
-            zmq_poll(&item, 1, timeout);
+            zmq_poll(items, 2, timeout);
+        answer_subscriptions(s);
         /* Take everything ZeroMQ has ready, up to a chunk, then write once. */
         size_t taken = 0;
         while (s->out.buf.len + s->dead.buf.len < SINK_WRITE_CHUNK &&
@@ -445,7 +467,11 @@ int main(int argc, char **argv)
     pw_socket_opts ack_opts = { .sndhwm = 100000, .maxmsgsize = -1, .linger_ms = 1000,
                                 .security = &s.security };
     s.pull = pw_socket_open(s.ctx, ZMQ_PULL, s.bind, true, &in_opts);
-    s.pub = s.pull ? pw_socket_open(s.ctx, ZMQ_PUB, s.ack, true, &ack_opts) : NULL;
+    s.pub = s.pull ? pw_socket_open(s.ctx, ZMQ_XPUB, s.ack, true, &ack_opts) : NULL;
+    if (s.pub) {
+        int verbose = 1; /* hear every subscription, also a re-subscribing producer's */
+        zmq_setsockopt(s.pub, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
+    }
     if (s.pub && pw_stage_start(&s.st) == PW_OK) {
         PW_LOG(PW_LOG_INFO, "sinking", PW_STR("bind", s.bind), PW_STR("ack", s.ack),
                PW_STR("out", s.out.path), PW_STR("dead_letter", s.dead.path),
