@@ -282,6 +282,10 @@ class Pipeline:
         return outs, deads
 
 
+def _reject_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
 def expected_reason(raw):
     """Independent oracle: the reason a worker must give for these bytes
     (the rules of common/record.h, written again here in Python)."""
@@ -294,7 +298,7 @@ def expected_reason(raw):
     except UnicodeDecodeError:
         return "invalid_utf8"
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_reject_constant)
     except ValueError:
         return "malformed_json"
     if not isinstance(obj, dict):
