@@ -303,6 +303,8 @@ static struct timespec deadline_after(double seconds)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    if (seconds > 1e7)
+        seconds = 1e7; /* an absurd interval must not overflow time_t */
     double whole = floor(seconds);
     t.tv_sec += (time_t)whole;
     t.tv_nsec += (long)((seconds - whole) * 1e9);

@@ -235,12 +235,14 @@ static void *recorder_thread(void *arg)
         read_request(r, c, buf, sizeof scratch);
         if (i < MAX_REQUESTS)
             r->times[i] = now_s();
+        /* Counted before answering: once the client has its answer, the
+         * test may look at the count. */
+        atomic_fetch_add(&r->nrequests, 1);
         char reply[128];
         int n = snprintf(reply, sizeof reply, "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", r->status);
         ssize_t w = write(c, reply, (size_t)n);
         (void)w;
         close(c);
-        atomic_fetch_add(&r->nrequests, 1);
     }
     return NULL;
 }
@@ -627,7 +629,11 @@ END_TEST
 
 int main(void)
 {
-    /* Leave room for a test to fail by timing out rather than by hanging. */
+#ifdef PW_METRICS_DISABLED
+    /* -Dmetrics=false compiles every update to nothing: nothing to verify. */
+    fputs("metric updates compiled out (-Dmetrics=false); skipping\n", stderr);
+    return 77; /* meson: skipped */
+#endif
     Suite *s = suite_create("push");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
