@@ -170,6 +170,8 @@ void pw_ack_finish(pw_ack_writer *w)
 
 int pw_ack_read_begin(pw_ack_reader *r, const void *msg, size_t len)
 {
+    if (len == 0)
+        return PW_EINVAL; /* memchr must not see a NULL msg, even for 0 bytes */
     const unsigned char *p = msg, *end = p + len;
     const unsigned char *nul = memchr(p, '\0', len < PW_WIRE_PRODUCER_MAX + 1 ? len : PW_WIRE_PRODUCER_MAX + 1);
     if (!nul)
