@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pw.h"
@@ -25,6 +26,24 @@ static void on_stop_signal(int sig)
     (void)sig;
     if (stop_signals < 2)
         stop_signals++;
+}
+
+/* The --pushgateway URL as logged: "scheme://user:password@host/..." loses
+ * its userinfo, so credentials put in the URL never reach a log line. */
+static const char *url_for_log(const char *url, char *out, size_t n)
+{
+    if (!url)
+        return NULL;
+    const char *scheme_end = strstr(url, "://");
+    const char *authority = scheme_end ? scheme_end + 3 : url;
+    const char *at = NULL;
+    for (const char *q = authority; *q && !strchr("/?#", *q); q++)
+        if (*q == '@')
+            at = q;
+    if (!at)
+        return url;
+    snprintf(out, n, "%.*s%s", (int)(authority - url), url, at + 1);
+    return out;
 }
 
 bool pw_stage_running(void) { return stop_signals == 0; }
@@ -64,6 +83,7 @@ nomem:
 
 int pw_stage_start(pw_stage *st)
 {
+    char url[1024];
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -99,13 +119,15 @@ int pw_stage_start(pw_stage *st)
         int rc = pw_push_start(&cfg, &st->pusher);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (rc != PW_OK) {
-            PW_LOG(PW_LOG_ERROR, "cannot start pushing", PW_STR("pushgateway", st->opts.pushgateway),
+            PW_LOG(PW_LOG_ERROR, "cannot start pushing",
+                   PW_STR("pushgateway", url_for_log(st->opts.pushgateway, url, sizeof url)),
                    PW_INT("status", rc));
             return rc;
         }
     }
     PW_LOG(PW_LOG_INFO, "started", PW_STR("version", PW_VERSION),
-           PW_STR("pushgateway", st->opts.pushgateway), PW_DBL("push_interval", st->opts.push_interval));
+           PW_STR("pushgateway", url_for_log(st->opts.pushgateway, url, sizeof url)),
+           PW_DBL("push_interval", st->opts.push_interval));
     return PW_OK;
 }
 
@@ -147,8 +169,11 @@ int pw_stage_finish(pw_stage *st, int exit_code)
     if (st->pusher) {
         int rc = pw_push_stop(st->pusher, 5.0, st->opts.delete_on_exit);
         st->pusher = NULL;
-        if (rc != PW_OK)
-            PW_LOG(PW_LOG_WARN, "final push failed", PW_STR("pushgateway", st->opts.pushgateway));
+        if (rc != PW_OK) {
+            char url[1024];
+            PW_LOG(PW_LOG_WARN, "final push failed",
+                   PW_STR("pushgateway", url_for_log(st->opts.pushgateway, url, sizeof url)));
+        }
     }
     PW_LOG(PW_LOG_INFO, "stopped", PW_INT("exit_code", exit_code));
     pw_registry_free(st->registry);
