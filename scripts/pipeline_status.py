@@ -83,34 +83,39 @@ def table(url, job):
 
 
 def watch(url, job, interval, duration):
+    """Live line.  Rates come from the change of each group's processed
+    counter between two of its pushes (push_time_seconds), so they are
+    right whatever the relation of our polling to the push interval."""
     tty = sys.stdout.isatty()
-    prev, prev_t = None, None
+    last = {}    # group -> (push_time, processed)
+    rates = {}   # group -> records/s between its last two pushes
     end = time.monotonic() + duration if duration else None
     while end is None or time.monotonic() < end:
         try:
             groups = scrape(url)
-            now = time.monotonic()
-            parts = []
             per_stage = {}
             lag = 0.0
             errors = 0
             in_flight = 0
             for j, stage, inst, g in rows(groups, job):
+                key = (j, stage, inst)
                 if not g.get("pipeline_stage_up"):
+                    rates.pop(key, None)
                     continue
+                pushed = g.get("push_time_seconds", 0)
                 processed = g.get("pipeline_records_processed_total", 0)
-                if prev is not None and (j, stage, inst) in prev:
-                    rate = (processed - prev[(j, stage, inst)].get("pipeline_records_processed_total", 0)) / (now - prev_t)
-                    per_stage[stage] = per_stage.get(stage, 0) + max(rate, 0)
+                if key in last and pushed > last[key][0]:
+                    rates[key] = max(0.0, (processed - last[key][1]) / (pushed - last[key][0]))
+                if key not in last or pushed > last[key][0]:
+                    last[key] = (pushed, processed)
+                if key in rates:
+                    per_stage[stage] = per_stage.get(stage, 0) + rates[key]
                 lag = max(lag, g.get("pipeline_lag_seconds", 0))
                 errors += g.get("errors", 0)
                 in_flight += g.get("pipeline_records_in_flight", 0)
-            for stage in ("producer", "worker", "sink"):
-                if stage in per_stage:
-                    parts.append("%s %.0f/s" % (stage, per_stage[stage]))
+            parts = ["%s %.0f/s" % (st, per_stage[st]) for st in ("producer", "worker", "sink") if st in per_stage]
             line = "%s | lag %.3fs | in flight %d | errors %d" % (
                 "  ".join(parts) or "waiting for pushes", lag, in_flight, errors)
-            prev, prev_t = groups, now
         except Exception as e:  # the gateway may be starting or gone
             line = "pushgateway not answering (%s)" % e.__class__.__name__
         if tty:
