@@ -35,7 +35,9 @@ from pwtest import Pipeline, Pushgateway, check, log, wait_for
 SCALE = 5 if pwtest.SANITIZED else 1
 FLOOD = 100000 // SCALE
 WARM = FLOOD // 10
-GROWTH_LIMIT = 8 * 1024 * 1024
+# ASan's allocator keeps a quarantine and per-size-class regions that only
+# grow to the working set: a looser bound there, the strict one in plain builds.
+GROWTH_LIMIT = (16 if pwtest.SANITIZED else 8) * 1024 * 1024
 OVERSIZE = 100 * 1024
 
 
@@ -145,7 +147,7 @@ def test_worker():
         dead = pwtest.count_lines(pipe.dead)
         check(dead == FLOOD, "%d dead letters for %d hostile messages" % (dead, FLOOD))
         report("worker", *samples)
-        pipe.stop_all()
+        stop_cleanly(pipe)
         ok = True
     finally:
         push.close(0)
@@ -201,7 +203,7 @@ def test_sink():
         prod = pipe.start_producer("--rate", "0", "--count", str(count))
         check(prod.wait(60) == 0, "producer after the sink flood did not finish cleanly")
         pipe.assert_exactly_once("p1", count)
-        pipe.stop_all()
+        stop_cleanly(pipe)
         ok = True
     finally:
         push.close(0)
@@ -288,6 +290,7 @@ def test_producer():
         check(prod.wait(30) == 0, "producer did not finish once the real acks came")
         check(prod.has_log("all records acknowledged"), "producer did not log the end of its run")
         report("producer", *samples)
+        stop_cleanly(pipe)
         ok = True
     finally:
         pull.close(0)
@@ -297,7 +300,21 @@ def test_producer():
         gw.stop()
 
 
+def stop_cleanly(pipe):
+    """Stops every stage and insists on exit 0 (under ASan: also no leak report)."""
+    for p in reversed(pipe.procs):
+        if p.alive():
+            rc = p.stop()
+            check(rc == 0, "%s exited %s: %s" % (p.name, rc, p.stderr()[-2000:]))
+
+
 def main():
+    if pwtest.SANITIZED:
+        # ASan holds freed blocks in a quarantine (256 MiB by default) before
+        # reuse, which is growth by design; a small one keeps the RSS check
+        # meaningful while use-after-free detection stays on.
+        opts = os.environ.get("ASAN_OPTIONS", "")
+        os.environ["ASAN_OPTIONS"] = (opts + ":" if opts else "") + "quarantine_size_mb=1"
     t = time.monotonic()
     test_worker()
     log("worker part took %.1fs" % (time.monotonic() - t))
