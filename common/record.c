@@ -39,8 +39,11 @@ _Static_assert(PW_RECORD_MAX_DEPTH <= 64, "container kinds are tracked in a 64-b
 #define CENTS_LIMIT 9007199254740992.0
 
 struct pw_record_parser {
-    struct json_tokener *tok;
-    struct json_object *root; /* last parsed tree; the pw_record views point into it */
+    struct json_tokener *tok; /* reference parser only */
+    struct json_object *root; /* last tree of the reference parser */
+    /* Unescaped string fields of the last fast parse; the pw_record views
+     * point here.  Sized for the longest valid value plus NUL. */
+    char id[129], producer[65], trace_id[33], kind[33];
 };
 
 static const char *const error_reasons[PW_REC_ERROR_COUNT] = {
@@ -166,13 +169,60 @@ static size_t scan_literal(const unsigned char *s, size_t i, size_t len, const c
     return i + n;
 }
 
-/* One pass over the bytes, no allocation: a JSON text per RFC 8259 with at
- * most max_depth nested containers. */
-static enum syntax_result json_syntax_check(const unsigned char *s, size_t len, unsigned max_depth)
+/* Where a field's value sits in the raw bytes, as found by json_scan. */
+struct field_slot {
+    const unsigned char *v; /* first byte of the value (the quote of a string) */
+    size_t n;               /* bytes of the value (scalars only) */
+    unsigned char kind;     /* first byte: '"', '{', '[', 't', 'f', 'n' or a number's */
+};
+
+enum { F_ID, F_SEQ, F_PRODUCER, F_TS, F_TRACE_ID, F_KIND, F_PAYLOAD, F_TOP_COUNT };
+enum { P_USER_ID, P_AMOUNT, P_ITEMS, P_COUNT };
+
+static const char *const top_fields[F_TOP_COUNT] = {
+    "id", "seq", "producer", "ts", "trace_id", "kind", "payload",
+};
+static const char *const payload_fields[P_COUNT] = { "user_id", "amount", "items" };
+
+/* The record's fields of interest.  Like a JSON object, a key that appears
+ * twice keeps its last value (json-c does the same). */
+struct scan_fields {
+    struct field_slot top[F_TOP_COUNT];
+    struct field_slot pay[P_COUNT];
+};
+
+static size_t json_unescape(const unsigned char *s, size_t n, char *dst, size_t cap);
+
+/* Index of the key [k, k+n) (raw string contents) in names, or -1. */
+static int match_key(const unsigned char *k, size_t n, const char *const *names, int count)
+{
+    char buf[16];
+    if (memchr(k, '\\', n)) { /* "\u0069d" is "id" too */
+        size_t m = json_unescape(k, n, buf, sizeof buf);
+        if (m == (size_t)-1)
+            return -1;
+        k = (const unsigned char *)buf;
+        n = m;
+    }
+    for (int i = 0; i < count; i++)
+        if (strlen(names[i]) == n && memcmp(names[i], k, n) == 0)
+            return i;
+    return -1;
+}
+
+/* One pass over the bytes, no allocation: checks a JSON text per RFC 8259
+ * with at most max_depth nested containers and, when f is not NULL, notes
+ * where the record's fields are (top-level keys, and the keys of the object
+ * that is the top-level "payload"). */
+static enum syntax_result json_scan(const unsigned char *s, size_t len, unsigned max_depth,
+                                    struct scan_fields *f)
 {
     enum { EXPECT_VALUE, EXPECT_KEY, AFTER_VALUE } state = EXPECT_VALUE;
     uint64_t object_bits = 0; /* bit d: the container at depth d is an object */
     unsigned depth = 0;
+    unsigned payload_depth = 0; /* depth inside the payload object, 0 = not in it */
+    struct field_slot *slot = NULL; /* where the value being read goes */
+    bool slot_is_payload = false;
     size_t i = skip_ws(s, 0, len);
 
     for (;;) {
@@ -187,6 +237,8 @@ static enum syntax_result json_syntax_check(const unsigned char *s, size_t len, 
             if (c == ',') {
                 state = in_object ? EXPECT_KEY : EXPECT_VALUE;
             } else if (c == (in_object ? '}' : ']')) {
+                if (depth == payload_depth)
+                    payload_depth = 0;
                 depth--;
             } else {
                 return SYNTAX_BAD;
@@ -197,8 +249,25 @@ static enum syntax_result json_syntax_check(const unsigned char *s, size_t len, 
         if (i >= len)
             return SYNTAX_BAD;
         if (state == EXPECT_KEY) {
+            size_t k = i;
             if (s[i] != '"' || !(i = scan_string(s, i, len)))
                 return SYNTAX_BAD;
+            slot = NULL;
+            if (f && depth == 1) {
+                int idx = match_key(s + k + 1, i - k - 2, top_fields, F_TOP_COUNT);
+                if (idx >= 0) {
+                    slot = &f->top[idx];
+                    slot_is_payload = idx == F_PAYLOAD;
+                    if (slot_is_payload) /* a later payload replaces an earlier one */
+                        memset(f->pay, 0, sizeof f->pay);
+                }
+            } else if (f && payload_depth && depth == payload_depth) {
+                int idx = match_key(s + k + 1, i - k - 2, payload_fields, P_COUNT);
+                if (idx >= 0) {
+                    slot = &f->pay[idx];
+                    slot_is_payload = false;
+                }
+            }
             i = skip_ws(s, i, len);
             if (i >= len || s[i] != ':')
                 return SYNTAX_BAD;
@@ -208,6 +277,12 @@ static enum syntax_result json_syntax_check(const unsigned char *s, size_t len, 
         }
         /* EXPECT_VALUE */
         unsigned char c = s[i];
+        size_t start = i;
+        if (slot) {
+            slot->v = s + i;
+            slot->kind = c;
+            slot->n = 0;
+        }
         if (c == '{' || c == '[') {
             if (depth == max_depth)
                 return SYNTAX_TOO_DEEP;
@@ -216,8 +291,13 @@ static enum syntax_result json_syntax_check(const unsigned char *s, size_t len, 
             else
                 object_bits &= ~((uint64_t)1 << depth);
             depth++;
+            if (slot && slot_is_payload && c == '{')
+                payload_depth = depth;
+            slot = NULL;
             i = skip_ws(s, i + 1, len);
             if (i < len && s[i] == (c == '{' ? '}' : ']')) {
+                if (depth == payload_depth)
+                    payload_depth = 0;
                 depth--;
                 i++;
                 state = AFTER_VALUE;
@@ -240,6 +320,10 @@ static enum syntax_result json_syntax_check(const unsigned char *s, size_t len, 
             return SYNTAX_BAD;
         if (!i)
             return SYNTAX_BAD;
+        if (slot) {
+            slot->n = i - start;
+            slot = NULL;
+        }
         state = AFTER_VALUE;
     }
 }
@@ -330,18 +414,11 @@ static bool trace_id_ok(struct json_object *v)
     return true;
 }
 
-enum { F_ID, F_SEQ, F_PRODUCER, F_TS, F_TRACE_ID, F_KIND, F_PAYLOAD, F_TOP_COUNT };
-enum { P_USER_ID, P_AMOUNT, P_ITEMS, P_COUNT };
-
-static const char *const top_fields[F_TOP_COUNT] = {
-    "id", "seq", "producer", "ts", "trace_id", "kind", "payload",
-};
 static const char *const top_missing[F_TOP_COUNT] = {
     "missing field id",       "missing field seq",  "missing field producer",
     "missing field ts",       "missing field trace_id", "missing field kind",
     "missing field payload",
 };
-static const char *const payload_fields[P_COUNT] = { "user_id", "amount", "items" };
 static const char *const payload_missing[P_COUNT] = {
     "missing field payload.user_id", "missing field payload.amount",
     "missing field payload.items",
@@ -427,8 +504,246 @@ static pw_record_error validate(struct json_object *root, pw_record *out, const 
     return PW_REC_OK;
 }
 
+/* Decodes the contents of a JSON string (between the quotes, already
+ * syntax-checked) into dst; returns the length, or (size_t)-1 when it does
+ * not fit in cap - 1 bytes.  dst is NUL-terminated.  A lone surrogate
+ * escape becomes U+FFFD. */
+static size_t json_unescape(const unsigned char *s, size_t n, char *dst, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        char tmp[4];
+        size_t tn = 1;
+        if (c != '\\') {
+            tmp[0] = (char)c;
+            i++;
+        } else {
+            unsigned char e = s[i + 1];
+            i += 2;
+            switch (e) {
+            case 'b': tmp[0] = '\b'; break;
+            case 'f': tmp[0] = '\f'; break;
+            case 'n': tmp[0] = '\n'; break;
+            case 'r': tmp[0] = '\r'; break;
+            case 't': tmp[0] = '\t'; break;
+            case 'u': {
+                unsigned cp = (unsigned)strtoul((const char[]){ (char)s[i], (char)s[i + 1], (char)s[i + 2], (char)s[i + 3], 0 }, NULL, 16);
+                i += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= n && s[i] == '\\' && s[i + 1] == 'u') {
+                    unsigned lo = (unsigned)strtoul((const char[]){ (char)s[i + 2], (char)s[i + 3], (char)s[i + 4], (char)s[i + 5], 0 }, NULL, 16);
+                    if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        i += 6;
+                    }
+                }
+                if (cp >= 0xD800 && cp <= 0xDFFF)
+                    cp = 0xFFFD;
+                if (cp < 0x80) {
+                    tmp[0] = (char)cp;
+                } else if (cp < 0x800) {
+                    tmp[0] = (char)(0xC0 | cp >> 6);
+                    tmp[1] = (char)(0x80 | (cp & 0x3F));
+                    tn = 2;
+                } else if (cp < 0x10000) {
+                    tmp[0] = (char)(0xE0 | cp >> 12);
+                    tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    tmp[2] = (char)(0x80 | (cp & 0x3F));
+                    tn = 3;
+                } else {
+                    tmp[0] = (char)(0xF0 | cp >> 18);
+                    tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                    tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    tmp[3] = (char)(0x80 | (cp & 0x3F));
+                    tn = 4;
+                }
+                break;
+            }
+            default: tmp[0] = (char)e; break; /* quote, backslash, slash */
+            }
+        }
+        if (o + tn >= cap)
+            return (size_t)-1;
+        memcpy(dst + o, tmp, tn);
+        o += tn;
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+/* A string field of 1..cap-1 bytes without NUL, decoded into dst. */
+static const char *slot_string(const struct field_slot *f, char *dst, size_t cap,
+                               const char *not_string, const char *bad_length, const char *has_nul)
+{
+    if (f->kind != '"')
+        return not_string;
+    size_t n = json_unescape(f->v + 1, f->n - 2, dst, cap);
+    if (n == (size_t)-1 || n == 0)
+        return bad_length;
+    if (strlen(dst) != n)
+        return has_nul;
+    return NULL;
+}
+
+static bool slot_is_number(const struct field_slot *f)
+{
+    return f->kind == '-' || (f->kind >= '0' && f->kind <= '9');
+}
+
+/* A JSON integer literal (no fraction, no exponent). */
+static bool slot_is_integer(const struct field_slot *f)
+{
+    if (!slot_is_number(f))
+        return false;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->v[i] == '.' || f->v[i] == 'e' || f->v[i] == 'E')
+            return false;
+    return true;
+}
+
+/* An integer literal's value in [0, INT64_MAX] ("-0" is 0). */
+static bool slot_nonneg_int(const struct field_slot *f, int64_t *out)
+{
+    size_t i = 0;
+    bool negative = f->v[0] == '-';
+    if (negative)
+        i++;
+    uint64_t v = 0;
+    for (; i < f->n; i++) {
+        unsigned d = (unsigned)(f->v[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+    }
+    if (negative && v != 0)
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+/* A number literal as a double.  strtod stops at the byte after the literal
+ * (a ',' or '}' of the already validated object), so it never reads past it. */
+static double slot_double(const struct field_slot *f)
+{
+    char buf[64];
+    if (f->n < sizeof buf) {
+        memcpy(buf, f->v, f->n);
+        buf[f->n] = '\0';
+        return strtod(buf, NULL);
+    }
+    return strtod((const char *)f->v, NULL);
+}
+
+/* The same rules as validate(), read from the slots json_scan filled. */
+static pw_record_error validate_fast(pw_record_parser *p, const struct scan_fields *f, pw_record *out,
+                                     const char **detail)
+{
+    for (int i = 0; i < F_TOP_COUNT; i++)
+        if (!f->top[i].v)
+            return fail(detail, PW_REC_MISSING_FIELD, top_missing[i]);
+    bool payload_is_object = f->top[F_PAYLOAD].kind == '{';
+    if (payload_is_object)
+        for (int i = 0; i < P_COUNT; i++)
+            if (!f->pay[i].v)
+                return fail(detail, PW_REC_MISSING_FIELD, payload_missing[i]);
+
+    pw_record r;
+    int64_t i64;
+    const char *why;
+    if ((why = slot_string(&f->top[F_ID], p->id, sizeof p->id, "id is not a string",
+                           "id length out of range 1..128", "id contains a NUL character")))
+        return fail(detail, PW_REC_INVALID_VALUE, why);
+    r.id = p->id;
+
+    if (!slot_is_integer(&f->top[F_SEQ]))
+        return fail(detail, PW_REC_INVALID_VALUE, "seq is not an integer");
+    if (!slot_nonneg_int(&f->top[F_SEQ], &i64))
+        return fail(detail, PW_REC_INVALID_VALUE, "seq out of range");
+    r.seq = (uint64_t)i64;
+
+    if ((why = slot_string(&f->top[F_PRODUCER], p->producer, sizeof p->producer,
+                           "producer is not a string", "producer length out of range 1..64",
+                           "producer contains a NUL character")))
+        return fail(detail, PW_REC_INVALID_VALUE, why);
+    r.producer = p->producer;
+
+    if (!slot_is_number(&f->top[F_TS]))
+        return fail(detail, PW_REC_INVALID_VALUE, "ts is not a number");
+    r.ts = slot_double(&f->top[F_TS]);
+    if (!(r.ts > 0 && r.ts < TS_MAX))
+        return fail(detail, PW_REC_INVALID_VALUE, "ts out of range");
+
+    const struct field_slot *t = &f->top[F_TRACE_ID];
+    bool trace_ok = t->kind == '"' && json_unescape(t->v + 1, t->n - 2, p->trace_id, sizeof p->trace_id) == 32;
+    for (int i = 0; trace_ok && i < 32; i++)
+        trace_ok = (p->trace_id[i] >= '0' && p->trace_id[i] <= '9') || (p->trace_id[i] >= 'a' && p->trace_id[i] <= 'f');
+    if (!trace_ok)
+        return fail(detail, PW_REC_INVALID_VALUE, "trace_id is not 32 lowercase hex digits");
+    r.trace_id = p->trace_id;
+
+    if ((why = slot_string(&f->top[F_KIND], p->kind, sizeof p->kind, "kind is not a string",
+                           "kind length out of range 1..32", "kind contains a NUL character")))
+        return fail(detail, PW_REC_INVALID_VALUE, why);
+    r.kind = p->kind;
+
+    if (!payload_is_object)
+        return fail(detail, PW_REC_INVALID_VALUE, "payload is not an object");
+
+    if (!slot_is_integer(&f->pay[P_USER_ID]))
+        return fail(detail, PW_REC_INVALID_VALUE, "payload.user_id is not an integer");
+    if (!slot_nonneg_int(&f->pay[P_USER_ID], &r.user_id))
+        return fail(detail, PW_REC_INVALID_VALUE, "payload.user_id out of range");
+
+    if (!slot_is_number(&f->pay[P_AMOUNT]))
+        return fail(detail, PW_REC_INVALID_VALUE, "payload.amount is not a number");
+    r.amount = slot_double(&f->pay[P_AMOUNT]);
+    if (!isfinite(r.amount) || !(r.amount >= 0))
+        return fail(detail, PW_REC_INVALID_VALUE, "payload.amount out of range");
+
+    if (!slot_is_integer(&f->pay[P_ITEMS]))
+        return fail(detail, PW_REC_INVALID_VALUE, "payload.items is not an integer");
+    if (!slot_nonneg_int(&f->pay[P_ITEMS], &r.items) || r.items > 10000)
+        return fail(detail, PW_REC_INVALID_VALUE, "payload.items out of range 0..10000");
+
+    *out = r;
+    if (detail)
+        *detail = "ok";
+    return PW_REC_OK;
+}
+
 pw_record_error pw_record_parse(pw_record_parser *p, const char *bytes, size_t len,
                                 pw_record *out, const char **detail)
+{
+    if (!bytes)
+        len = 0;
+    const unsigned char *s = (const unsigned char *)bytes;
+
+    if (skip_ws(s, 0, len) == len)
+        return fail(detail, PW_REC_EMPTY, len ? "record is only whitespace" : "record is empty");
+    if (len > PW_RECORD_MAX_BYTES)
+        return fail(detail, PW_REC_OVERSIZE, "record larger than 65536 bytes");
+    if (!pw_utf8_valid(bytes, len))
+        return fail(detail, PW_REC_INVALID_UTF8, "record is not valid UTF-8");
+
+    struct scan_fields f;
+    memset(&f, 0, sizeof f);
+    switch (json_scan(s, len, PW_RECORD_MAX_DEPTH, &f)) {
+    case SYNTAX_OK:
+        break;
+    case SYNTAX_TOO_DEEP:
+        return fail(detail, PW_REC_MALFORMED_JSON, "JSON nested deeper than 16 levels");
+    case SYNTAX_BAD:
+        return fail(detail, PW_REC_MALFORMED_JSON, "not a valid JSON text");
+    }
+    if (s[skip_ws(s, 0, len)] != '{')
+        return fail(detail, PW_REC_INVALID_VALUE, "record is not a JSON object");
+    return validate_fast(p, &f, out, detail);
+}
+
+pw_record_error pw_record_parse_reference(pw_record_parser *p, const char *bytes, size_t len,
+                                          pw_record *out, const char **detail)
 {
     json_object_put(p->root);
     p->root = NULL;
@@ -443,7 +758,7 @@ pw_record_error pw_record_parse(pw_record_parser *p, const char *bytes, size_t l
     if (!pw_utf8_valid(bytes, len))
         return fail(detail, PW_REC_INVALID_UTF8, "record is not valid UTF-8");
 
-    switch (json_syntax_check(s, len, PW_RECORD_MAX_DEPTH)) {
+    switch (json_scan(s, len, PW_RECORD_MAX_DEPTH, NULL)) {
     case SYNTAX_OK:
         break;
     case SYNTAX_TOO_DEEP:

@@ -24,9 +24,10 @@
  *                   representable exactly as integer cents: amount >= 2^53/100);
  *                   this is what the `poison` fault produces
  *
- * Ownership and threads: a pw_record_parser owns a reused json_tokener and
- * the last parsed tree; pw_record views point into that tree and stay valid
- * until the next parse or free.  One parser per thread.  Generation and
+ * Ownership and threads: a pw_record_parser owns the decoded string fields
+ * of the last parse (and, for the json-c reference parser, a reused
+ * json_tokener and the last tree); pw_record views point into the parser
+ * and stay valid until the next parse or free.  One parser per thread.  Generation and
  * dead-letter encoding only append to the caller's pw_buf.
  */
 #ifndef PW_RECORD_H
@@ -81,6 +82,13 @@ void pw_record_parser_free(pw_record_parser *p);
  * static human-readable string (e.g. "missing field payload.amount"). */
 pw_record_error pw_record_parse(pw_record_parser *p, const char *bytes, size_t len,
                                 pw_record *out, const char **detail);
+
+/* The same contract implemented with json-c: slower (it builds a tree),
+ * kept as the oracle that tests and the fuzzer compare pw_record_parse
+ * against.  Its views point into its tree and stay valid until the next
+ * parse with this parser. */
+pw_record_error pw_record_parse_reference(pw_record_parser *p, const char *bytes, size_t len,
+                                          pw_record *out, const char **detail);
 
 /* Appends the output line (no trailing newline) for a record that parsed:
  * the original object with "processed_at", "worker", "amount_cents" and

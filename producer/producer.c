@@ -341,8 +341,8 @@ int main(int argc, char **argv)
         .rate = 1000,
         .ack_timeout_ms = 5000,
         .batch = 100,
-        .max_in_flight = 100000,
-        .drain_timeout_ms = 10000,
+        .max_in_flight = 65536,
+        .drain_timeout_ms = 5000,
         .msg = PW_BUF_INIT,
     };
     const pw_option opts[] = {
@@ -370,9 +370,9 @@ int main(int argc, char **argv)
           .help = "most records per ZeroMQ message (default 100)", .min = 1, .max = 10000 },
         { .name = "max-in-flight", .type = PW_OPT_U64, .dest = &p.max_in_flight, .metavar = "N",
           .help = "most unacknowledged records (window span); must not exceed the sink's "
-                  "--dedup-window (default 100000)", .min = 1, .max = 1u << 24 },
+                  "--dedup-window (default 65536)", .min = 1, .max = 1u << 24 },
         { .name = "drain-timeout", .type = PW_OPT_U64, .dest = &p.drain_timeout_ms, .metavar = "MS",
-          .help = "on SIGINT/SIGTERM, wait this long for outstanding acks (default 10000)",
+          .help = "on SIGINT/SIGTERM, wait this long for outstanding acks (default 5000)",
           .min = 0, .max = 3600000 },
         PW_SECURITY_OPTIONS(p.security),
     };

@@ -1009,6 +1009,102 @@ START_TEST(test_record_fault_list_rejects_unknown_and_empty_items)
 }
 END_TEST
 
+/* ---- the fast parser agrees with the json-c reference -------------------- */
+
+static void assert_parsers_agree(pw_record_parser *fast, pw_record_parser *ref, const char *bytes,
+                                 size_t len)
+{
+    pw_record a, b;
+    const char *da = NULL, *db = NULL;
+    pw_record_error ea = pw_record_parse(fast, bytes, len, &a, &da);
+    pw_record_error eb = pw_record_parse_reference(ref, bytes, len, &b, &db);
+    ck_assert_msg(ea == eb, "fast says %s (%s), json-c says %s (%s) for %.*s", pw_record_error_reason(ea), da,
+                  pw_record_error_reason(eb), db, (int)(len > 300 ? 300 : len), bytes);
+    if (ea != PW_REC_OK)
+        return;
+    ck_assert_str_eq(a.id, b.id);
+    ck_assert_str_eq(a.producer, b.producer);
+    ck_assert_str_eq(a.trace_id, b.trace_id);
+    ck_assert_str_eq(a.kind, b.kind);
+    ck_assert_uint_eq(a.seq, b.seq);
+    ck_assert(a.ts == b.ts);
+    ck_assert(a.amount == b.amount);
+    ck_assert_int_eq(a.user_id, b.user_id);
+    ck_assert_int_eq(a.items, b.items);
+}
+
+START_TEST(test_record_fast_parser_agrees_with_json_c_on_generated_records)
+{
+    pw_record_parser *fast = pw_record_parser_new(), *ref = pw_record_parser_new();
+    pw_buf b = PW_BUF_INIT;
+    for (int f = 0; f < PW_FAULT_COUNT; f++) {
+        for (uint64_t seq = 0; seq < 500; seq++) {
+            pw_buf_reset(&b);
+            pw_record_generate(&b, seq % 3 ? "p1" : "producer-\xc3\xa9", seq, 1764020000.123456 + (double)seq,
+                               (pw_fault)f);
+            assert_parsers_agree(fast, ref, b.data ? b.data : "", b.len);
+        }
+    }
+    pw_buf_free(&b);
+    pw_record_parser_free(fast);
+    pw_record_parser_free(ref);
+}
+END_TEST
+
+START_TEST(test_record_fast_parser_agrees_with_json_c_on_edge_cases)
+{
+    static const char *const cases[] = {
+        /* escaped keys and values */
+        "{\"\\u0069d\":\"p1-1\",\"seq\":1,\"producer\":\"p\\u00e9\",\"ts\":1.5,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"o\\/r\\n\",\"payload\":{\"user_id\":0,\"amount\":0,\"items\":0}}",
+        /* duplicate keys: the last one counts */
+        "{\"id\":\"a\",\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1},\"payload\":{\"user_id\":2,\"amount\":2,\"items\":2}}",
+        "{\"id\":\"a\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1},\"payload\":{\"user_id\":2}}",
+        "{\"id\":\"a\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1},\"payload\":7}",
+        /* nested objects with the same key names are not the record's fields */
+        "{\"x\":{\"id\":\"a\"},\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1,\"deep\":{\"items\":99999}}}",
+        "{\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"deep\":{\"items\":1}}}",
+        /* numbers at the edges */
+        "{\"id\":\"b\",\"seq\":-0,\"producer\":\"p\",\"ts\":4102444799.999,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":9223372036854775807,\"amount\":-0.0,\"items\":10000}}",
+        "{\"id\":\"b\",\"seq\":9223372036854775808,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1}}",
+        "{\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1e400,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1}}",
+        "{\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1e2,\"items\":1.0}}",
+        "{\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":18446744073709551616,\"items\":1}}",
+        /* strings at the edges */
+        "{\"id\":\"a\\u0000b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1}}",
+        "{\"id\":\"\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1}}",
+        "{\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"\\u0034bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1}}",
+        "{\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4BF92F3577B34DA6A3CE929D0E0E4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1}}",
+        "{\"id\":\"\\ud83d\\ude00\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":1,\"amount\":1,\"items\":1}}",
+        /* wrong types */
+        "{\"id\":1,\"seq\":\"1\",\"producer\":null,\"ts\":true,\"trace_id\":[],\"kind\":{},\"payload\":[]}",
+        "{\"id\":\"b\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+        "\"kind\":\"k\",\"payload\":{\"user_id\":true,\"amount\":\"1\",\"items\":null}}",
+        "[1,2]", "\"text\"", "17", "{}", "{\"payload\":{}}",
+    };
+    pw_record_parser *fast = pw_record_parser_new(), *ref = pw_record_parser_new();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_parsers_agree(fast, ref, cases[i], strlen(cases[i]));
+    pw_record_parser_free(fast);
+    pw_record_parser_free(ref);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("record");
@@ -1049,6 +1145,8 @@ int main(void)
     tcase_add_test(tc, test_record_fault_names_and_expected_errors);
     tcase_add_test(tc, test_record_fault_list_parses_names_and_all);
     tcase_add_test(tc, test_record_fault_list_rejects_unknown_and_empty_items);
+    tcase_add_test(tc, test_record_fast_parser_agrees_with_json_c_on_generated_records);
+    tcase_add_test(tc, test_record_fast_parser_agrees_with_json_c_on_edge_cases);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
