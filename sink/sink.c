@@ -294,8 +294,10 @@ static void process_message(sink *s, const char *msg, size_t len, uint64_t recei
     if (r.producer_len > 0) {
         st = pw_dedup_stream_get(s->dedup, r.producer, r.producer_len, r.run);
         if (!st) {
-            PW_LOG(PW_LOG_ERROR, "dedup index full; batch left for the producer to re-send",
-                   PW_UINT("streams", pw_dedup_streams(s->dedup)));
+            /* Rate-limited: a peer sending many fake streams must not flood the log. */
+            static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
+            PW_LOG_LIMITED(&lim, PW_LOG_ERROR, "dedup index full; batch left for the producer to re-send",
+                           PW_UINT("streams", pw_dedup_streams(s->dedup)));
             return;
         }
     }

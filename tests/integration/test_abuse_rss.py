@@ -194,7 +194,7 @@ def test_sink():
         written_fakes = len(outs) + len(deads) - garbage_dead - 2
         full = len([l for l in sink.logs() if l.get("msg", "").startswith("dedup index full")])
         log("sink: %d garbage messages dead-lettered; %d fake streams sent %d items, %d written, "
-            "%d batches turned away (dedup index full)" % (FLOOD, fake_streams, fake_items, written_fakes, full))
+            "%d 'dedup index full' log lines (rate-limited)" % (FLOOD, fake_streams, fake_items, written_fakes, full))
         report("sink", *samples)
 
         # A real run afterwards: exactly once.
