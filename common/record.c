@@ -196,6 +196,8 @@ static size_t json_unescape(const unsigned char *s, size_t n, char *dst, size_t 
 /* Index of the key [k, k+n) (raw string contents) in names, or -1. */
 static int match_key(const unsigned char *k, size_t n, const char *const *names, int count)
 {
+    if (n == 0 || n > 8)
+        return -1; /* no field name is longer */
     char buf[16];
     if (memchr(k, '\\', n)) { /* "\u0069d" is "id" too */
         size_t m = json_unescape(k, n, buf, sizeof buf);
@@ -205,7 +207,7 @@ static int match_key(const unsigned char *k, size_t n, const char *const *names,
         n = m;
     }
     for (int i = 0; i < count; i++)
-        if (strlen(names[i]) == n && memcmp(names[i], k, n) == 0)
+        if (names[i][0] == (char)k[0] && strnlen(names[i], n + 1) == n && memcmp(names[i], k, n) == 0)
             return i;
     return -1;
 }

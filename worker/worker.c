@@ -66,24 +66,27 @@ static void dead_letter(worker *w, pw_batch_writer *bw, const char *producer, ui
                    PW_STR("detail", detail), PW_STR("producer", producer), PW_UINT("seq", seq));
 }
 
-/* Validates and transforms one record into the result batch. */
-static void process_record(worker *w, pw_batch_writer *bw, const char *producer, uint64_t run,
-                           uint64_t seq, double ts, const char *bytes, size_t len)
+/* Validates and transforms one record into the result batch.  t0 is when
+ * the record's processing began (the previous record's end: one clock read
+ * per record); returns when it ended. */
+static uint64_t process_record(worker *w, pw_batch_writer *bw, const char *producer, uint64_t run,
+                               uint64_t seq, double ts, const char *bytes, size_t len, uint64_t t0,
+                               double wall_now)
 {
-    uint64_t t0 = pw_now_ns();
-    if (w->delay_ms)
+    if (w->delay_ms) {
         delay(w->delay_ms);
+        wall_now = pw_wall_seconds();
+    }
     pw_record rec;
     const char *detail = NULL;
     pw_record_error err = pw_record_parse(w->parser, bytes, len, &rec, &detail);
     if (err == PW_REC_OK) {
         size_t start = pw_batch_item_start(bw, seq, PW_ITEM_OUTPUT, rec.ts);
-        double now = pw_wall_seconds();
-        err = pw_record_transform(&rec, bytes, len, now, w->st.opts.instance, run, bw->buf, &detail);
+        err = pw_record_transform(&rec, bytes, len, wall_now, w->st.opts.instance, run, bw->buf, &detail);
         if (err == PW_REC_OK) {
             pw_batch_item_end(bw, start);
             pw_counter_inc(w->st.processed);
-            pw_gauge_set(w->st.lag, now - rec.ts);
+            pw_gauge_set(w->st.lag, wall_now - rec.ts);
             if (pw_log_enabled(PW_LOG_DEBUG))
                 PW_LOG(PW_LOG_DEBUG, "record processed", PW_STR("id", rec.id),
                        PW_STR("trace_id", rec.trace_id));
@@ -93,7 +96,9 @@ static void process_record(worker *w, pw_batch_writer *bw, const char *producer,
     }
     if (err != PW_REC_OK)
         dead_letter(w, bw, producer, run, seq, ts, err, detail, bytes, len);
-    pw_histogram_observe(w->st.duration, (double)(pw_now_ns() - t0) / 1e9);
+    uint64_t t1 = pw_now_ns();
+    pw_histogram_observe(w->st.duration, (double)(t1 - t0) / 1e9);
+    return t1;
 }
 
 /* True when every item of the batch is well-framed: a corrupt batch is
@@ -121,8 +126,12 @@ static void process_message(worker *w, const char *msg, size_t len)
         memcpy(producer, r.producer, r.producer_len);
         producer[r.producer_len] = '\0';
         pw_batch_begin(&bw, &w->result, r.producer, r.producer_len, r.run);
+        /* processed_at is read once per batch: the records of a batch are
+         * processed within microseconds of each other. */
+        double wall_now = pw_wall_seconds();
+        uint64_t t = pw_now_ns();
         while (pw_batch_read_next(&r, &item) == 1)
-            process_record(w, &bw, producer, r.run, item.seq, item.ts, item.bytes, item.len);
+            t = process_record(w, &bw, producer, r.run, item.seq, item.ts, item.bytes, item.len, t, wall_now);
     } else {
         /* A bare record: its identity, if any, comes from its own fields. */
         pw_record rec;
@@ -137,7 +146,7 @@ static void process_message(worker *w, const char *msg, size_t len)
             uint64_t seq = rec.seq;
             double ts = rec.ts;
             pw_batch_begin(&bw, &w->result, producer, n, 0);
-            process_record(w, &bw, producer, 0, seq, ts, msg, len);
+            process_record(w, &bw, producer, 0, seq, ts, msg, len, pw_now_ns(), pw_wall_seconds());
         } else {
             pw_batch_begin(&bw, &w->result, "", 0, 0);
             uint64_t t0 = pw_now_ns();
