@@ -73,7 +73,7 @@ def garbage(rnd, i):
         data = rnd.randbytes(rnd.randint(1, 300 if k == 0 else 2000))
         return b"(" + data if data.startswith(b"PWB1") else data
     if k == 1:
-        n = rnd.randint(100, 30000)
+        n = rnd.randint(17, 2000)  # deeper than the limit of 16; kept small so the flood is about count, not bytes
         return rnd.choice([b"[" * n + b"]" * n, b'{"a":' * n + b"1" + b"}" * n, b"[" * n])
     if k == 2:
         return b""
