@@ -35,7 +35,9 @@
 #include "transport.h"
 #include "wire.h"
 
-#define SINK_MAXMSGSIZE (256 * 1024 * 1024)
+/* A worker's result batch is at most its 16 MiB input with dead letters'
+ * raw bytes in base64 (4/3) plus their envelopes: 32 MiB is room enough. */
+#define SINK_MAXMSGSIZE (32 * 1024 * 1024)
 #define SINK_MAX_STREAMS 64
 /* Stop collecting and write once this much is buffered. */
 #define SINK_WRITE_CHUNK (1024 * 1024)

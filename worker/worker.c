@@ -31,9 +31,10 @@
 #include "transport.h"
 #include "wire.h"
 
-/* Largest message a worker accepts: a full batch of oversize records plus
- * room for hostile input to be counted rather than disconnected. */
-#define WORKER_MAXMSGSIZE (64 * 1024 * 1024)
+/* Largest message a worker accepts: a full batch of oversize records
+ * (100 x 70 KB) fits many times over, and a hostile 10 MiB message is
+ * received and counted rather than disconnected. */
+#define WORKER_MAXMSGSIZE (16 * 1024 * 1024)
 
 typedef struct worker {
     pw_stage st;
