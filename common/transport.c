@@ -127,9 +127,10 @@ static void *zap_thread(void *arg)
         bool ok = n >= 7 && zmq_msg_size(&frames[5]) == 5 &&
                   memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
                   key_allowed(zmq_msg_data(&frames[6]), zmq_msg_size(&frames[6]));
-        if (n >= 2) {
+        {
+            /* REP must answer every request, even a malformed one. */
             send_frame(sock, "1.0", 3, true);
-            send_frame(sock, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), true);
+            send_frame(sock, n >= 2 ? zmq_msg_data(&frames[1]) : "", n >= 2 ? zmq_msg_size(&frames[1]) : 0, true);
             send_frame(sock, ok ? "200" : "400", 3, true);
             send_frame(sock, ok ? "OK" : "client key not allowed", ok ? 2 : 22, true);
             send_frame(sock, "", 0, true);
@@ -232,7 +233,7 @@ static int apply_security(void *ctx, void *sock, bool bind, const pw_security *s
         zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, KEY_Z85_LEN);
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, KEY_Z85_LEN);
     }
-    memset(secret, 0, sizeof secret);
+    explicit_bzero(secret, sizeof secret);
     return PW_OK;
 }
 
