@@ -138,6 +138,17 @@ bool pw_utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        /* Records are mostly ASCII: skip 8 bytes at a time while no byte has
+         * its high bit set. */
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080u)
+                break;
+            i += 8;
+        }
+        if (i >= len)
+            break;
         if (p[i] < 0x80) {
             i++;
             continue;

@@ -512,6 +512,13 @@ static pw_record_error validate(struct json_object *root, pw_record *out, const 
  * escape becomes U+FFFD. */
 static size_t json_unescape(const unsigned char *s, size_t n, char *dst, size_t cap)
 {
+    if (!memchr(s, '\\', n)) { /* the common case: nothing to decode */
+        if (n >= cap)
+            return (size_t)-1;
+        memcpy(dst, s, n);
+        dst[n] = '\0';
+        return n;
+    }
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
@@ -625,10 +632,42 @@ static bool slot_nonneg_int(const struct field_slot *f, int64_t *out)
     return true;
 }
 
-/* A number literal as a double.  strtod stops at the byte after the literal
- * (a ',' or '}' of the already validated object), so it never reads past it. */
+/* A number literal as a double.  The common shapes (up to 15 significant
+ * digits, no exponent: timestamps, amounts) take the exact fast path: the
+ * digits form an integer below 2^53 and 10^k for k <= 22 is exact, so one
+ * IEEE division rounds correctly, as strtod would.  Anything else goes to
+ * strtod. */
 static double slot_double(const struct field_slot *f)
 {
+    static const double pow10[] = { 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+    size_t i = 0;
+    bool negative = f->v[0] == '-';
+    if (negative)
+        i++;
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (; i < f->n; i++) {
+        unsigned char c = f->v[i];
+        if (c == '.') {
+            frac = 0;
+            continue;
+        }
+        if (c < '0' || c > '9')
+            break; /* exponent */
+        if (m || c != '0')
+            digits++;
+        m = m * 10 + (uint64_t)(c - '0');
+        if (frac >= 0)
+            frac++;
+        if (digits > 15)
+            break;
+    }
+    if (i == f->n && digits <= 15 && frac <= 22) {
+        double v = (double)m / pow10[frac > 0 ? frac : 0];
+        return negative ? -v : v;
+    }
     char buf[64];
     if (f->n < sizeof buf) {
         memcpy(buf, f->v, f->n);

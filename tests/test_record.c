@@ -1097,9 +1097,29 @@ START_TEST(test_record_fast_parser_agrees_with_json_c_on_edge_cases)
         "\"kind\":\"k\",\"payload\":{\"user_id\":true,\"amount\":\"1\",\"items\":null}}",
         "[1,2]", "\"text\"", "17", "{}", "{\"payload\":{}}",
     };
+    static const char *const numbers[] = {
+        "0", "-0", "-0.0", "0.1", "0.3", "19.99", "1764020000.123456", "1764020000.1234567",
+        "0.000000000000000000000001", "0.0000000000000000000001", "123456789012345",
+        "1234567890123456", "12345678901234567890", "9007199254740993.5", "1.5e3", "1E-7",
+        "4102444799.9999995", "100.000000000000000000", "00000", "1e400", "-5",
+    };
     pw_record_parser *fast = pw_record_parser_new(), *ref = pw_record_parser_new();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_parsers_agree(fast, ref, cases[i], strlen(cases[i]));
+    char rec[512];
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        int n = snprintf(rec, sizeof rec,
+                         "{\"id\":\"a\",\"seq\":1,\"producer\":\"p\",\"ts\":%s,\"trace_id\":"
+                         "\"4bf92f3577b34da6a3ce929d0e0e4736\",\"kind\":\"k\",\"payload\":{\"user_id\":1,"
+                         "\"amount\":%s,\"items\":1}}", numbers[i], numbers[i]);
+        assert_parsers_agree(fast, ref, rec, (size_t)n);
+        /* amounts only (ts must be positive) */
+        n = snprintf(rec, sizeof rec,
+                     "{\"id\":\"a\",\"seq\":1,\"producer\":\"p\",\"ts\":1,\"trace_id\":"
+                     "\"4bf92f3577b34da6a3ce929d0e0e4736\",\"kind\":\"k\",\"payload\":{\"user_id\":1,"
+                     "\"amount\":%s,\"items\":1}}", numbers[i]);
+        assert_parsers_agree(fast, ref, rec, (size_t)n);
+    }
     pw_record_parser_free(fast);
     pw_record_parser_free(ref);
 }
