@@ -68,10 +68,10 @@ struct pw_pusher {
 
     _Atomic unsigned long successes;
     _Atomic unsigned long failures;
+    /* One limiter per pusher: a stage has one, and tests that start several
+     * pushers in one process each see their own first failure. */
+    pw_log_limiter failed_limiter;
 };
-
-/* One limiter for all pushers: it is the same event for the operator. */
-static pw_log_limiter push_failed_limiter = PW_LOG_LIMITER_INIT(10000);
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
@@ -347,7 +347,7 @@ static void *push_thread(void *arg)
             count_failure(p);
             failures_in_row++;
             next = backoff_s(p, failures_in_row);
-            PW_LOG_LIMITED(&push_failed_limiter, PW_LOG_WARN, "push failed",
+            PW_LOG_LIMITED(&p->failed_limiter, PW_LOG_WARN, "push failed",
                            PW_STR("path", p->group_path), PW_STR("error", result_error(p, &r)),
                            PW_INT("status", r.status), PW_UINT("failures", failures_in_row),
                            PW_DBL("retry_in_s", next));
@@ -385,6 +385,7 @@ int pw_push_start(const pw_push_config *cfg, pw_pusher **out)
     pw_pusher *p = calloc(1, sizeof *p);
     if (!p)
         return PW_ENOMEM;
+    p->failed_limiter.interval_ns = 10000000000u;
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

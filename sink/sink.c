@@ -13,10 +13,18 @@
  * Writes are batched: everything ZeroMQ has ready is processed into two
  * buffers and written with one write(2) per file, so under load a syscall
  * carries many records and under light load a record waits for nothing.
+ *
+ * fdatasync runs on a syncer thread: the loop hands it "make durable what
+ * is written so far", keeps receiving and writing meanwhile, and sends the
+ * acks covered by that sync when the syncer reports back through an
+ * eventfd in the loop's zmq_poll.  A slow disk delays acks, never the
+ * records behind them.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +79,16 @@ typedef struct sink {
     size_t unsynced;            /* acks waiting for an fdatasync */
     pw_buf ackmsg;
     uint64_t next_sync_ns;
+    /* syncer thread: the loop sets a request, the syncer answers on done_fd */
+    pthread_t syncer;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool sync_requested, sync_out, sync_dead, syncer_exit;
+    int sync_result;
+    int done_fd;               /* eventfd: the syncer finished a request */
+    bool syncing;              /* a request is in progress */
+    size_t acks_in_sync;       /* acks [0, acks_in_sync) wait for the running sync */
+    pw_buf written_ts;         /* event times of output records not yet written */
     pw_counter *dead_lettered, *duplicates;
     pw_histogram *e2e;
 } sink;
@@ -318,7 +336,7 @@ static void process_message(sink *s, const char *msg, size_t len, uint64_t recei
             pw_counter_inc(s->dead_lettered);
         } else {
             pw_counter_inc(s->st.processed);
-            pw_histogram_observe(s->e2e, now - item.ts);
+            pw_buf_append(&s->written_ts, &item.ts, sizeof item.ts);
         }
         if (item.ts > newest_ts)
             newest_ts = item.ts;
@@ -332,26 +350,148 @@ static void process_message(sink *s, const char *msg, size_t len, uint64_t recei
         pw_histogram_observe(s->st.duration, inside);
 }
 
-/* Writes the buffers, syncs per policy and acknowledges what is durable.
- * force: sync now whatever the policy (clean shutdown). */
-static int flush(sink *s, uint64_t now, bool force)
+static void *syncer_main(void *arg)
 {
-    if (!pw_buf_ok(&s->out.buf) || !pw_buf_ok(&s->dead.buf)) {
+    sink *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->sync_requested && !s->syncer_exit)
+            pthread_cond_wait(&s->wake, &s->lock);
+        if (s->syncer_exit)
+            break;
+        bool out = s->sync_out, dead = s->sync_dead;
+        s->sync_requested = false;
+        pthread_mutex_unlock(&s->lock);
+        int rc = PW_OK;
+        if (out && fdatasync(s->out.fd) != 0)
+            rc = errno;
+        if (dead && rc == PW_OK && fdatasync(s->dead.fd) != 0)
+            rc = errno;
+        pthread_mutex_lock(&s->lock);
+        s->sync_result = rc;
+        uint64_t one = 1;
+        while (write(s->done_fd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Hands the syncer everything written so far; the acks pending now are
+ * sent when it reports back. */
+static void request_sync(sink *s, uint64_t now)
+{
+    pthread_mutex_lock(&s->lock);
+    s->sync_out = s->out.dirty;
+    s->sync_dead = s->dead.dirty;
+    s->sync_requested = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    s->out.dirty = s->dead.dirty = false;
+    s->acks_in_sync = s->nacks;
+    s->syncing = true;
+    s->next_sync_ns = now + s->fsync_interval_ms * 1000000u;
+}
+
+/* Sends the acks [0, n) and keeps the rest for later. */
+static void send_acks_upto(sink *s, size_t n)
+{
+    size_t total = s->nacks;
+    s->nacks = n;
+    send_acks(s);
+    memmove(s->acks, s->acks + n, (total - n) * sizeof *s->acks);
+    s->nacks = total - n;
+}
+
+/* The syncer reported: acks covered by its sync may go. */
+static int sync_done(sink *s)
+{
+    uint64_t v;
+    if (read(s->done_fd, &v, sizeof v) < 0)
+        return PW_OK; /* spurious wake-up */
+    pthread_mutex_lock(&s->lock);
+    int rc = s->sync_result;
+    pthread_mutex_unlock(&s->lock);
+    s->syncing = false;
+    if (rc != PW_OK) {
+        PW_LOG(PW_LOG_ERROR, "cannot fdatasync", PW_STR("file", s->out.path), PW_STR("error", strerror(rc)));
+        return PW_EIO;
+    }
+    send_acks_upto(s, s->acks_in_sync);
+    s->acks_in_sync = 0;
+    return PW_OK;
+}
+
+/* Writes the buffers and records end-to-end latency at write time, then
+ * acknowledges per policy: never -> at once; always/batch -> after a sync
+ * (always: one is requested whenever the syncer is free). */
+static int flush(sink *s, uint64_t now)
+{
+    if (!pw_buf_ok(&s->out.buf) || !pw_buf_ok(&s->dead.buf) || !pw_buf_ok(&s->written_ts)) {
         PW_LOG(PW_LOG_ERROR, "out of memory buffering records", PW_STR("reason", "memory"));
         return PW_ENOMEM;
     }
     if (write_all(&s->out) != PW_OK || write_all(&s->dead) != PW_OK)
         return PW_EIO;
-    bool sync = force || s->fsync == FSYNC_ALWAYS || (s->fsync == FSYNC_BATCH && now >= s->next_sync_ns);
-    if (sync && s->fsync != FSYNC_NEVER) {
-        if (sync_file(&s->out) != PW_OK || sync_file(&s->dead) != PW_OK)
-            return PW_EIO;
+    if (s->written_ts.len) {
+        double wall = pw_wall_seconds();
+        const double *ts = (const double *)(void *)s->written_ts.data;
+        size_t n = s->written_ts.len / sizeof *ts;
+        for (size_t i = 0; i < n; i++) {
+            double ts_i;
+            memcpy(&ts_i, ts + i, sizeof ts_i);
+            pw_histogram_observe(s->e2e, wall - ts_i);
+        }
+        pw_buf_reset(&s->written_ts);
     }
-    if (sync || s->fsync == FSYNC_NEVER) {
+    if (s->fsync == FSYNC_NEVER) {
         send_acks(s);
-        s->next_sync_ns = now + s->fsync_interval_ms * 1000000u;
+        return PW_OK;
+    }
+    bool unsynced = s->nacks > s->acks_in_sync;
+    if (unsynced && !s->syncing && (s->fsync == FSYNC_ALWAYS || now >= s->next_sync_ns))
+        request_sync(s, now);
+    return PW_OK;
+}
+
+/* Clean shutdown: wait for a running sync, then sync and ack the rest. */
+static int final_sync(sink *s)
+{
+    int rc = PW_OK;
+    if (s->syncing) {
+        zmq_pollitem_t item = { NULL, s->done_fd, ZMQ_POLLIN, 0 };
+        while (s->syncing && rc == PW_OK) {
+            zmq_poll(&item, 1, 1000);
+            rc = sync_done(s);
+        }
+    }
+    if (rc == PW_OK && s->fsync != FSYNC_NEVER &&
+        (sync_file(&s->out) != PW_OK || sync_file(&s->dead) != PW_OK))
+        rc = PW_EIO;
+    if (rc == PW_OK)
+        send_acks(s);
+    return rc;
+}
+
+static int syncer_start(sink *s)
+{
+    s->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->done_fd < 0 || pthread_mutex_init(&s->lock, NULL) != 0 || pthread_cond_init(&s->wake, NULL) != 0 ||
+        pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
+        PW_LOG(PW_LOG_ERROR, "cannot start the syncer thread", PW_STR("error", strerror(errno)));
+        return PW_ERR;
     }
     return PW_OK;
+}
+
+static void syncer_stop(sink *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->syncer_exit = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->syncer, NULL);
+    close(s->done_fd);
 }
 
 static int run(sink *s)
@@ -363,14 +503,20 @@ static int run(sink *s)
     while (rc == PW_OK) {
         bool stopping = !pw_stage_running();
         long timeout = 200;
-        if (s->nacks && s->fsync == FSYNC_BATCH) {
+        if (s->fsync == FSYNC_BATCH && s->nacks > s->acks_in_sync && !s->syncing) {
             uint64_t now = pw_now_ns();
             timeout = now >= s->next_sync_ns ? 0 : (long)((s->next_sync_ns - now) / 1000000u) + 1;
         }
-        zmq_pollitem_t items[] = { { s->pull, 0, ZMQ_POLLIN, 0 }, { s->pub, 0, ZMQ_POLLIN, 0 } };
+        zmq_pollitem_t items[] = {
+            { s->pull, 0, ZMQ_POLLIN, 0 },
+            { s->pub, 0, ZMQ_POLLIN, 0 },
+            { NULL, s->done_fd, ZMQ_POLLIN, 0 },
+        };
         if (!stopping)
-            zmq_poll(items, 2, timeout);
+            zmq_poll(items, 3, timeout);
         answer_subscriptions(s);
+        if (s->syncing && (rc = sync_done(s)) != PW_OK)
+            break;
         /* Take everything ZeroMQ has ready, up to a chunk, then write once. */
         size_t taken = 0;
         while (s->out.buf.len + s->dead.buf.len < SINK_WRITE_CHUNK &&
@@ -379,13 +525,15 @@ static int run(sink *s)
             taken++;
         }
         uint64_t now = pw_now_ns();
-        rc = flush(s, now, stopping && taken == 0);
+        rc = flush(s, now);
         pw_field extra[] = { PW_UINT("dead_lettered", pw_counter_get(s->dead_lettered)),
                              PW_UINT("duplicates", pw_counter_get(s->duplicates)) };
         pw_stage_stats(&s->st, now, extra, PW_ARRAY_LEN(extra));
         if (stopping && taken == 0)
             break; /* drained: nothing more was waiting */
     }
+    if (rc == PW_OK)
+        rc = final_sync(s);
     zmq_msg_close(&m);
     return rc == PW_OK ? PW_EXIT_OK : PW_EXIT_FAILURE;
 }
@@ -401,6 +549,8 @@ int main(int argc, char **argv)
         .out = { .path = "pipewatch-out.ndjson", .fd = -1, .buf = PW_BUF_INIT },
         .dead = { .path = "pipewatch-dead-letter.ndjson", .fd = -1, .buf = PW_BUF_INIT },
         .ackmsg = PW_BUF_INIT,
+        .written_ts = PW_BUF_INIT,
+        .done_fd = -1,
     };
     const pw_option opts[] = {
         { .name = "bind", .type = PW_OPT_STRING, .dest = &s.bind, .metavar = "EP",
@@ -476,12 +626,14 @@ int main(int argc, char **argv)
         int verbose = 1; /* hear every subscription, also a re-subscribing producer's */
         zmq_setsockopt(s.pub, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
     }
-    if (s.pub && pw_stage_start(&s.st) == PW_OK) {
+    if (s.pub && syncer_start(&s) == PW_OK && pw_stage_start(&s.st) == PW_OK) {
         PW_LOG(PW_LOG_INFO, "sinking", PW_STR("bind", s.bind), PW_STR("ack", s.ack),
                PW_STR("out", s.out.path), PW_STR("dead_letter", s.dead.path),
                PW_STR("fsync", fsync_names[s.fsync]));
         exit_code = run(&s);
     }
+    if (s.done_fd > 0)
+        syncer_stop(&s);
 done:
     pw_socket_close(s.pull);
     pw_socket_close(s.pub);
@@ -493,6 +645,7 @@ done:
     pw_buf_free(&s.out.buf);
     pw_buf_free(&s.dead.buf);
     pw_buf_free(&s.ackmsg);
+    pw_buf_free(&s.written_ts);
     free(s.acks);
     pw_dedup_free(s.dedup);
     return pw_stage_finish(&s.st, exit_code);
