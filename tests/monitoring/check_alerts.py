@@ -10,12 +10,21 @@ For every `- alert:` in prometheus/rules/*.yml:
     with that anchor (GitHub slug);
   * prometheus/tests/*.yml has at least one alert_rule_test where it fires
     (non-empty exp_alerts) and one where it stays silent (exp_alerts: []).
+For the alerts in INLINED, the expression contains (whitespace aside) the
+expression of each recording rule it writes out instead of reading it from
+the other rule group, so that the two cannot drift apart.
 The files are read line by line; they are written in one consistent layout.
 """
 import glob
 import os
 import re
 import sys
+
+# alert -> recording rules whose expressions its expr must contain verbatim
+INLINED = {
+    "PipelineHighErrorRate": ["job_stage_instance:pipeline_record_errors:ratio_rate1m",
+                              "job_stage_instance:pipeline_records_handled:rate1m"],
+}
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -37,6 +46,16 @@ def alert_blocks(text):
     return out
 
 
+def rule_exprs(text, kind):
+    """{name: expr with all whitespace removed} for every `- record:` or
+    `- alert:` whose expr is inline or a `|` block."""
+    out = {}
+    pat = r"^(\s*)- %s:\s*(\S+)\s*\n\s+expr:\s*(\|\n((?:\1\s{4,}.*\n|\s*\n)+)|(.+)\n)" % kind
+    for m in re.finditer(pat, text, re.M):
+        out[m.group(2)] = re.sub(r"\s+", "", m.group(4) or m.group(5))
+    return out
+
+
 def main():
     problems = []
     runbook_path = os.path.join(ROOT, "docs", "runbook.md")
@@ -52,8 +71,11 @@ def main():
         tests_text += open(f, encoding="utf-8").read() + "\n"
 
     names = set()
+    records, alert_exprs = {}, {}
     for f in sorted(glob.glob(os.path.join(ROOT, "prometheus", "rules", "*.yml"))):
         text = open(f, encoding="utf-8").read()
+        records.update(rule_exprs(text, "record"))
+        alert_exprs.update(rule_exprs(text, "alert"))
         for name, block in alert_blocks(text):
             where = f"{os.path.relpath(f, ROOT)}: {name}"
             names.add(name)
@@ -82,6 +104,12 @@ def main():
             problems.append(f"{name}: no promtool test where it fires")
         if not silent:
             problems.append(f"{name}: no promtool test where it stays silent")
+    for alert, rules in INLINED.items():
+        for rule in rules:
+            if alert not in alert_exprs or rule not in records:
+                problems.append(f"{alert}: cannot find its expr or recording rule {rule}")
+            elif records[rule] not in alert_exprs[alert]:
+                problems.append(f"{alert}: expr no longer contains the expression of {rule}; keep them in step")
     if not names:
         problems.append("no alerting rules found")
     for p in problems:
