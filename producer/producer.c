@@ -242,7 +242,7 @@ static int open_sockets(producer *p)
     p->ctx = pw_transport_context();
     if (!p->ctx)
         return PW_ERR;
-    pw_socket_opts out_opts = { .sndhwm = 64, .maxmsgsize = -1, .linger_ms = 2000,
+    pw_socket_opts out_opts = { .sndhwm = 16, .maxmsgsize = -1, .linger_ms = 2000,
                                 .security = &p->security };
     p->out = pw_socket_open(p->ctx, ZMQ_PUSH, p->bind, true, &out_opts);
     if (!p->out)
