@@ -136,4 +136,8 @@ int pw_fault_parse_list(const char *list, unsigned *mask, const char **bad);
  * regenerates a record to re-send it instead of keeping its bytes). */
 void pw_record_generate(pw_buf *out, const char *producer, uint64_t seq, double ts, pw_fault fault);
 
+/* The valid record by the general (slow) generator: pw_record_generate's
+ * fast path for PW_FAULT_NONE must produce exactly these bytes (tested). */
+void pw_record_generate_reference(pw_buf *out, const char *producer, uint64_t seq, double ts);
+
 #endif

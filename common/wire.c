@@ -122,6 +122,18 @@ int pw_batch_read_next(pw_batch_reader *r, pw_batch_item *item)
     return 1;
 }
 
+bool pw_batch_valid(const void *msg, size_t len)
+{
+    pw_batch_reader r;
+    pw_batch_item item;
+    int rc;
+    if (pw_batch_read_begin(&r, msg, len) != PW_OK)
+        return false;
+    while ((rc = pw_batch_read_next(&r, &item)) == 1) {
+    }
+    return rc == 0;
+}
+
 void pw_ack_begin(pw_ack_writer *w, pw_buf *buf, const char *producer, size_t producer_len,
                   uint64_t run)
 {

@@ -87,6 +87,10 @@ bool pw_batch_is_batch(const void *msg, size_t len);
 int pw_batch_read_begin(pw_batch_reader *r, const void *msg, size_t len);
 /* 1 with *item filled, 0 at the end, PW_EINVAL when the message is corrupt. */
 int pw_batch_read_next(pw_batch_reader *r, pw_batch_item *item);
+/* True when the message is a batch whose every item is well-framed and
+ * nothing follows the last one: check before acting on any item, so a
+ * corrupt batch is never half-processed. */
+bool pw_batch_valid(const void *msg, size_t len);
 
 typedef struct pw_ack_writer {
     pw_buf *buf;

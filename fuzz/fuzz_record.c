@@ -6,7 +6,9 @@
  * when either fails).  Oracles: every line is one strict JSON object with
  * no raw newline (an NDJSON line), the transform's output is itself a
  * record the parser accepts with the same fields, and the dead letter's
- * raw_b64 decodes back to exactly the input.
+ * raw_b64 decodes back to exactly the input.  Differential: the one-pass
+ * parser and the json-c reference (pw_record_parse_reference) must give
+ * the same verdict and, on success, the same field values.
  */
 #include <math.h>
 
@@ -47,9 +49,11 @@ static void check_dead_letter(const pw_buf *b, const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static pw_record_parser *parser;
+    static pw_record_parser *parser, *reference;
     static pw_buf out = PW_BUF_INIT, dead = PW_BUF_INIT;
     if (!parser && !(parser = pw_record_parser_new()))
+        abort();
+    if (!reference && !(reference = pw_record_parser_new()))
         abort();
     pw_buf_reset(&out);
     pw_buf_reset(&dead);
@@ -60,6 +64,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pw_record_error err = pw_record_parse(parser, raw, size, &rec, &detail);
     FUZZ_CHECK((unsigned)err < PW_REC_ERROR_COUNT, "parse returned an unknown error");
     FUZZ_CHECK(detail != NULL, "parse left detail unset");
+    {
+        pw_record ref;
+        const char *ref_detail = NULL;
+        pw_record_error ref_err = pw_record_parse_reference(reference, raw, size, &ref, &ref_detail);
+        if (ref_err != err) {
+            fprintf(stderr, "one-pass parser says %s (%s), json-c reference says %s (%s)\n",
+                    pw_record_error_reason(err), detail, pw_record_error_reason(ref_err), ref_detail);
+            abort();
+        }
+        if (err == PW_REC_OK) {
+            FUZZ_CHECK(strcmp(rec.id, ref.id) == 0 && strcmp(rec.producer, ref.producer) == 0 &&
+                           strcmp(rec.kind, ref.kind) == 0 && strcmp(rec.trace_id, ref.trace_id) == 0,
+                       "string fields differ from the json-c reference");
+            FUZZ_CHECK(rec.seq == ref.seq && rec.user_id == ref.user_id && rec.items == ref.items,
+                       "integer fields differ from the json-c reference");
+            FUZZ_CHECK(memcmp(&rec.ts, &ref.ts, sizeof rec.ts) == 0 &&
+                           memcmp(&rec.amount, &ref.amount, sizeof rec.amount) == 0,
+                       "number fields differ from the json-c reference");
+        }
+    }
     const char *producer = NULL;
     uint64_t seq = 0;
     if (err == PW_REC_OK) {

@@ -340,7 +340,7 @@ int main(int argc, char **argv)
         .fault_kinds = "all",
         .rate = 1000,
         .ack_timeout_ms = 5000,
-        .batch = 100,
+        .batch = 256,
         .max_in_flight = 65536,
         .drain_timeout_ms = 5000,
         .msg = PW_BUF_INIT,
@@ -367,7 +367,7 @@ int main(int argc, char **argv)
           .help = "re-send a record not acknowledged after this long (default 5000)",
           .min = 10, .max = 3600000 },
         { .name = "batch", .type = PW_OPT_U64, .dest = &p.batch, .metavar = "N",
-          .help = "most records per ZeroMQ message (default 100)", .min = 1, .max = 10000 },
+          .help = "most records per ZeroMQ message (default 256)", .min = 1, .max = 10000 },
         { .name = "max-in-flight", .type = PW_OPT_U64, .dest = &p.max_in_flight, .metavar = "N",
           .help = "most unacknowledged records (window span); must not exceed the sink's "
                   "--dedup-window (default 65536)", .min = 1, .max = 1u << 24 },

@@ -289,21 +289,9 @@ static void answer_subscriptions(sink *s)
     zmq_msg_close(&m);
 }
 
-static bool batch_well_formed(const void *msg, size_t len)
-{
-    pw_batch_reader r;
-    pw_batch_item item;
-    int rc;
-    if (pw_batch_read_begin(&r, msg, len) != PW_OK)
-        return false;
-    while ((rc = pw_batch_read_next(&r, &item)) == 1) {
-    }
-    return rc == 0;
-}
-
 static void process_message(sink *s, const char *msg, size_t len, uint64_t received_ns)
 {
-    if (!batch_well_formed(msg, len)) {
+    if (!pw_batch_valid(msg, len)) {
         dead_letter_message(s, msg, len);
         return;
     }

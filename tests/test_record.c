@@ -1125,6 +1125,26 @@ START_TEST(test_record_fast_parser_agrees_with_json_c_on_edge_cases)
 }
 END_TEST
 
+START_TEST(test_record_fast_generator_writes_the_reference_bytes)
+{
+    pw_buf a = PW_BUF_INIT, b = PW_BUF_INIT;
+    const char *producers[] = { "p1", "inject-1764020000", "a.b_c-d" };
+    for (size_t p = 0; p < 3; p++) {
+        for (uint64_t seq = 0; seq < 20000; seq += 7) {
+            double ts = 1764020000.0 + (double)seq * 0.000731;
+            pw_buf_reset(&a);
+            pw_buf_reset(&b);
+            pw_record_generate(&a, producers[p], seq, ts, PW_FAULT_NONE);
+            pw_record_generate_reference(&b, producers[p], seq, ts);
+            ck_assert_uint_eq(a.len, b.len);
+            ck_assert_mem_eq(a.data, b.data, a.len);
+        }
+    }
+    pw_buf_free(&a);
+    pw_buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("record");
@@ -1167,6 +1187,7 @@ int main(void)
     tcase_add_test(tc, test_record_fault_list_rejects_unknown_and_empty_items);
     tcase_add_test(tc, test_record_fast_parser_agrees_with_json_c_on_generated_records);
     tcase_add_test(tc, test_record_fast_parser_agrees_with_json_c_on_edge_cases);
+    tcase_add_test(tc, test_record_fast_generator_writes_the_reference_bytes);
     suite_add_tcase(s, tc);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

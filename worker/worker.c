@@ -102,24 +102,10 @@ static uint64_t process_record(worker *w, pw_batch_writer *bw, const char *produ
     return t1;
 }
 
-/* True when every item of the batch is well-framed: a corrupt batch is
- * handled as one bare (and then invalid) record, never half-processed. */
-static bool batch_well_formed(const void *msg, size_t len)
-{
-    pw_batch_reader r;
-    pw_batch_item item;
-    int rc;
-    if (pw_batch_read_begin(&r, msg, len) != PW_OK)
-        return false;
-    while ((rc = pw_batch_read_next(&r, &item)) == 1) {
-    }
-    return rc == 0;
-}
-
 static void process_message(worker *w, const char *msg, size_t len)
 {
     pw_batch_writer bw;
-    if (batch_well_formed(msg, len)) {
+    if (pw_batch_valid(msg, len)) {
         pw_batch_reader r;
         pw_batch_item item;
         pw_batch_read_begin(&r, msg, len);
