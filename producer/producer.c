@@ -35,9 +35,10 @@
 
 enum slot_state { SLOT_ACKED = 0, SLOT_UNACKED = 1, SLOT_QUEUED = 2 };
 
+/* 16 bytes: the window is the producer's largest allocation. */
 typedef struct slot {
     double ts;         /* event time, kept so a re-send is the same record */
-    uint64_t sent_ns;  /* last send, monotonic */
+    uint32_t sent_ms;  /* last send, ms since the producer's epoch (49 days of range) */
     uint32_t state;
 } slot;
 
@@ -63,13 +64,19 @@ typedef struct producer {
     bool pending;              /* msg is built but not yet accepted by ZeroMQ */
     uint64_t pending_new;      /* records in msg sent for the first time */
     uint64_t pending_built_ns;
-    uint64_t started_ns;
+    uint64_t started_ns;       /* pacing starts here (the first send) */
+    uint64_t epoch_ns;         /* process start: slot send times count from here */
     uint64_t next_scan_ns;
     bool sink_heard;           /* an ack (or the sink's greeting) has arrived */
     /* producer-only metrics */
     pw_gauge *in_flight_gauge;
     pw_counter *retried;
 } producer;
+
+static uint32_t ms_since_epoch(const producer *p, uint64_t now_ns)
+{
+    return (uint32_t)((now_ns - p->epoch_ns) / 1000000u);
+}
 
 static uint64_t mix64(uint64_t x)
 {
@@ -123,7 +130,7 @@ static bool build_message(producer *p, uint64_t now)
             continue; /* acked since it was queued */
         add_record(p, &w, seq, s->ts);
         s->state = SLOT_UNACKED;
-        s->sent_ns = now;
+        s->sent_ms = ms_since_epoch(p, now);
         pw_counter_inc(p->retried);
     }
     if (p->resend_pos == p->resend_len)
@@ -143,7 +150,7 @@ static bool build_message(producer *p, uint64_t now)
             uint64_t seq = p->next_seq++;
             slot *s = &p->window[seq & p->mask];
             s->ts = ts;
-            s->sent_ns = now;
+            s->sent_ms = ms_since_epoch(p, now);
             s->state = SLOT_UNACKED;
             add_record(p, &w, seq, ts);
         }
@@ -217,10 +224,11 @@ static void handle_acks(producer *p)
 static void scan_for_resends(producer *p, uint64_t now)
 {
     uint64_t timeout_ns = p->ack_timeout_ms * 1000000u;
+    uint32_t now_ms = ms_since_epoch(p, now);
     size_t queued = 0;
     for (uint64_t seq = p->oldest; seq < p->next_seq; seq++) {
         slot *s = &p->window[seq & p->mask];
-        if (s->state == SLOT_UNACKED && now - s->sent_ns >= timeout_ns) {
+        if (s->state == SLOT_UNACKED && now_ms - s->sent_ms >= p->ack_timeout_ms) {
             s->state = SLOT_QUEUED;
             p->resend[p->resend_len++] = seq;
             queued++;
@@ -242,7 +250,7 @@ static int open_sockets(producer *p)
     p->ctx = pw_transport_context();
     if (!p->ctx)
         return PW_ERR;
-    pw_socket_opts out_opts = { .sndhwm = 16, .maxmsgsize = -1, .linger_ms = 2000,
+    pw_socket_opts out_opts = { .sndhwm = 8, .maxmsgsize = -1, .linger_ms = 2000,
                                 .security = &p->security };
     p->out = pw_socket_open(p->ctx, ZMQ_PUSH, p->bind, true, &out_opts);
     if (!p->out)
@@ -268,6 +276,7 @@ static bool finished(const producer *p)
 static int run(producer *p)
 {
     p->started_ns = pw_now_ns();
+    p->epoch_ns = p->started_ns;
     p->next_scan_ns = p->started_ns;
     uint64_t drain_deadline = 0;
     while (!finished(p)) {
@@ -281,6 +290,8 @@ static int run(producer *p)
                 break;
         }
         handle_acks(p);
+        if (finished(p))
+            break; /* the last ack just came: do not sleep out a poll first */
         if (now >= p->next_scan_ns)
             scan_for_resends(p, now);
         /* Until the sink has answered our subscription its acks would be

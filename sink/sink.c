@@ -604,7 +604,7 @@ int main(int argc, char **argv)
     s.ctx = pw_transport_context();
     if (!s.ctx)
         goto done;
-    pw_socket_opts in_opts = { .rcvhwm = 16, .maxmsgsize = SINK_MAXMSGSIZE, .linger_ms = 0,
+    pw_socket_opts in_opts = { .rcvhwm = 8, .maxmsgsize = SINK_MAXMSGSIZE, .linger_ms = 0,
                                .security = &s.security };
     pw_socket_opts ack_opts = { .sndhwm = 1000, .maxmsgsize = -1, .linger_ms = 1000,
                                 .security = &s.security };

@@ -223,9 +223,9 @@ int main(int argc, char **argv)
     w.parser = pw_record_parser_new();
     w.ctx = w.parser ? pw_transport_context() : NULL;
     if (w.ctx) {
-        pw_socket_opts in_opts = { .rcvhwm = 8, .maxmsgsize = WORKER_MAXMSGSIZE, .linger_ms = 0,
+        pw_socket_opts in_opts = { .rcvhwm = 4, .maxmsgsize = WORKER_MAXMSGSIZE, .linger_ms = 0,
                                    .security = &w.security };
-        pw_socket_opts out_opts = { .sndhwm = 16, .maxmsgsize = -1, .linger_ms = 5000,
+        pw_socket_opts out_opts = { .sndhwm = 8, .maxmsgsize = -1, .linger_ms = 5000,
                                     .security = &w.security };
         w.pull = pw_socket_open(w.ctx, ZMQ_PULL, w.in, false, &in_opts);
         w.push = w.pull ? pw_socket_open(w.ctx, ZMQ_PUSH, w.out, false, &out_opts) : NULL;
