@@ -48,7 +48,7 @@
 #define SINK_MAXMSGSIZE (32 * 1024 * 1024)
 #define SINK_MAX_STREAMS 64
 /* Stop collecting and write once this much is buffered. */
-#define SINK_WRITE_CHUNK (256 * 1024)
+#define SINK_WRITE_CHUNK (128 * 1024)
 
 enum fsync_policy { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NEVER };
 static const char *const fsync_names[] = { "always", "batch", "never", NULL };
@@ -604,7 +604,7 @@ int main(int argc, char **argv)
     s.ctx = pw_transport_context();
     if (!s.ctx)
         goto done;
-    pw_socket_opts in_opts = { .rcvhwm = 8, .maxmsgsize = SINK_MAXMSGSIZE, .linger_ms = 0,
+    pw_socket_opts in_opts = { .rcvhwm = 4, .maxmsgsize = SINK_MAXMSGSIZE, .linger_ms = 0,
                                .security = &s.security };
     pw_socket_opts ack_opts = { .sndhwm = 1000, .maxmsgsize = -1, .linger_ms = 1000,
                                 .security = &s.security };
