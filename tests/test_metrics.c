@@ -521,8 +521,9 @@ START_TEST(test_bucket_layouts_print_canonical_le_values)
     ck_assert_int_eq(pw_registry_encode(reg, &out), PW_OK);
     const char *stage_le[] = { "5e-06", "1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001",
                                "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "+Inf" };
-    const char *latency_le[] = { "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
-                                 "0.5", "1", "2.5", "5", "10", "30", "60", "+Inf" };
+    const char *latency_le[] = { "0.0005", "0.001", "0.002", "0.003", "0.004", "0.005", "0.0075",
+                                 "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
+                                 "30", "60", "+Inf" };
     ck_assert_uint_eq(pw_buckets_stage_duration_len + 1, PW_ARRAY_LEN(stage_le));
     ck_assert_uint_eq(pw_buckets_latency_len + 1, PW_ARRAY_LEN(latency_le));
     char line[128];
