@@ -23,6 +23,8 @@
  */
 #include "support.h"
 
+#include <check.h>
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -419,4 +421,13 @@ long pw_test_count_lines(const char *path)
         lines++; /* a final line without its LF still counts */
     fclose(f);
     return lines;
+}
+
+int pw_test_run(Suite *s)
+{
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

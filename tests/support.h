@@ -53,6 +53,11 @@ pid_t pw_test_start_pushgateway(const char *dir, int *port);
  * NAN when absent. */
 double pw_test_gateway_value(int port, const char *series);
 
+/* Runs a Check suite (CK_NORMAL output) and returns the exit status for
+ * main: EXIT_SUCCESS when every test passed.  Frees the suite. */
+struct Suite;
+int pw_test_run(struct Suite *s);
+
 /* Counts lines in a file (-1 when it cannot be read). */
 long pw_test_count_lines(const char *path);
 

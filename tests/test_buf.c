@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "pw.h"
+#include "support.h"
 
 static uint64_t rng_state = 0x243F6A8885A308D3ull;
 
@@ -457,9 +458,5 @@ int main(void)
     tcase_add_test(tc, test_buf_utf8_validator_respects_length);
     tcase_add_test(tc, test_buf_utf8_validator_agrees_with_every_code_point);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pw_test_run(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dedup.h"
+#include "support.h"
 
 START_TEST(test_dedup_reports_each_seq_new_once)
 {
@@ -133,9 +134,5 @@ int main(void)
     tcase_add_test(tc, test_dedup_pinned_stream_is_never_evicted);
     tcase_add_test(tc, test_dedup_seq_beyond_window_slides_and_is_counted);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pw_test_run(s);
 }

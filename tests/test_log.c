@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "log.h"
 #include "pw.h"
+#include "support.h"
 
 static char log_path[256];
 static int log_fd = -1;
@@ -526,9 +527,5 @@ int main(void)
     tcase_add_test(tc, test_log_limiter_ignores_filtered_levels);
     tcase_add_test(tc, test_log_limiter_counts_every_drop_under_threads);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pw_test_run(s);
 }

@@ -806,9 +806,5 @@ int main(void)
     tcase_add_test(tc, test_process_metrics_register_once);
     tcase_add_test(tc, test_empty_registry_encodes_to_nothing);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pw_test_run(s);
 }

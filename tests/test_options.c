@@ -14,6 +14,7 @@
 
 #include "options.h"
 #include "pw.h"
+#include "support.h"
 
 #define USAGE_LINE "usage: tstage [OPTIONS]   (try --help)\n"
 
@@ -485,9 +486,5 @@ int main(void)
     tcase_add_test(tc, test_parse_u64_is_strict);
     tcase_add_test(tc, test_parse_double_is_strict);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pw_test_run(s);
 }

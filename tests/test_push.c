@@ -648,9 +648,5 @@ int main(void)
     tcase_add_test(tc, test_http_error_status_is_a_failure_logged_without_credentials);
     tcase_add_test(tc, test_failures_back_off_exponentially);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pw_test_run(s);
 }

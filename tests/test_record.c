@@ -15,6 +15,7 @@
 
 #include "pw.h"
 #include "record.h"
+#include "support.h"
 
 #define FAULT_SEQS 200
 
@@ -1189,9 +1190,5 @@ int main(void)
     tcase_add_test(tc, test_record_fast_parser_agrees_with_json_c_on_edge_cases);
     tcase_add_test(tc, test_record_fast_generator_writes_the_reference_bytes);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pw_test_run(s);
 }

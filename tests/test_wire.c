@@ -14,6 +14,7 @@
 #include "pw.h"
 #include "record.h"
 #include "wire.h"
+#include "support.h"
 
 static uint64_t rng_state = 0x13198A2E03707344ull;
 
@@ -496,9 +497,5 @@ int main(void)
     tcase_add_test(tc, test_wire_ack_reader_rejects_lying_counts_and_bad_headers);
     tcase_add_test(tc, test_wire_ack_reader_survives_random_damage);
     suite_add_tcase(s, tc);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pw_test_run(s);
 }
