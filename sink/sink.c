@@ -606,7 +606,8 @@ int main(int argc, char **argv)
         goto done;
     pw_socket_opts in_opts = { .rcvhwm = 4, .maxmsgsize = SINK_MAXMSGSIZE, .linger_ms = 0,
                                .security = &s.security };
-    pw_socket_opts ack_opts = { .sndhwm = 1000, .maxmsgsize = -1, .linger_ms = 1000,
+    /* The ack socket receives only subscriptions (a producer name): 4 KiB. */
+    pw_socket_opts ack_opts = { .sndhwm = 1000, .maxmsgsize = 4096, .linger_ms = 1000,
                                 .security = &s.security };
     s.pull = pw_socket_open(s.ctx, ZMQ_PULL, s.bind, true, &in_opts);
     s.pub = s.pull ? pw_socket_open(s.ctx, ZMQ_XPUB, s.ack, true, &ack_opts) : NULL;
