@@ -419,7 +419,9 @@ static int flush(sink *s, uint64_t now)
         PW_LOG(PW_LOG_ERROR, "out of memory buffering records", PW_STR("reason", "memory"));
         return PW_ENOMEM;
     }
-    if (write_all(&s->out) != PW_OK || write_all(&s->dead) != PW_OK)
+    /* Dead letters first: whoever sees a line in the output file can rely on
+     * every dead letter processed before it being complete on disk. */
+    if (write_all(&s->dead) != PW_OK || write_all(&s->out) != PW_OK)
         return PW_EIO;
     if (s->written_ts.len) {
         double wall = pw_wall_seconds();

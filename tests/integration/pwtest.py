@@ -248,14 +248,18 @@ class Pipeline:
         else:
             log("kept temp dir " + self.tmp)
 
-    def read_files(self):
-        """Returns (outputs, dead_letters) as lists of parsed JSON lines."""
+    def read_files(self, partial_ok=False):
+        """Returns (outputs, dead_letters) as lists of parsed JSON lines.
+        partial_ok: the sink may be writing right now (polling while it
+        runs): a last line without its newline yet is skipped, not an error."""
         outs, deads = [], []
         for path, dest in ((self.out, outs), (self.dead, deads)):
             if not os.path.exists(path):
                 continue
             with open(path, "rb") as f:
                 for n, line in enumerate(f, 1):
+                    if partial_ok and not line.endswith(b"\n"):
+                        break
                     check(line.endswith(b"\n"), "%s line %d has no newline" % (path, n))
                     try:
                         dest.append(json.loads(line))

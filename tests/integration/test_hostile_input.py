@@ -50,10 +50,12 @@ def main():
         for seq in range(100):
             push.send(valid_record(seq))
 
-        def outputs():
-            outs, _ = pipe.read_files()
-            return len([o for o in outs if o.get("producer") == "ext"]) == 100
-        wait_for(outputs, 60, "the 100 valid records after the hostile ones")
+        def delivered():
+            # The sink writes the output file and then the dead-letter file:
+            # wait for both, reading while it may still be writing.
+            outs, deads = pipe.read_files(partial_ok=True)
+            return len([o for o in outs if o.get("producer") == "ext"]) == 100 and len(deads) >= len(hostile)
+        wait_for(delivered, 60, "the 100 valid records and a dead letter for each hostile message")
         check(worker.alive(), "worker died")
         _, deads = pipe.read_files()
         got = sorted(d["reason"] for d in deads)
