@@ -220,6 +220,8 @@ static int apply_value(const char *stage, const pw_option *o, const char *value,
     case PW_OPT_STRING:
         if (!*value && !allow_empty)
             return flag_error(stage, o, "must not be empty", NULL);
+        if (o->check && (why = o->check(value)))
+            return flag_error(stage, o, why, value);
         *(const char **)o->dest = value;
         return PW_OPTIONS_CONTINUE;
     case PW_OPT_U64: {

@@ -42,6 +42,9 @@ typedef struct pw_option {
     uint64_t min, max;
     double dmin, dmax;
     const char *const *choices;
+    /* PW_OPT_STRING only, optional: NULL when the value is acceptable, else
+     * the reason, reported like every other bad value (exit 2). */
+    const char *(*check)(const char *value);
 } pw_option;
 
 typedef struct pw_common_options {

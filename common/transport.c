@@ -291,34 +291,35 @@ void pw_socket_close(void *sock)
         zmq_close(sock);
 }
 
-int pw_endpoints_validate(const char *list)
+const char *pw_endpoints_check(const char *list)
 {
+    static const char bad[] = "not an endpoint list (tcp://HOST:PORT, ipc://PATH or inproc://NAME, comma-separated)";
     if (!list || !*list)
-        return PW_EINVAL;
+        return bad;
     const char *p = list;
     while (*p) {
         size_t n = strcspn(p, ",");
         if (n == 0)
-            return PW_EINVAL;
+            return bad;
         bool tcp = n > 6 && strncmp(p, "tcp://", 6) == 0;
         bool ipc = n > 6 && strncmp(p, "ipc://", 6) == 0;
         bool inproc = n > 9 && strncmp(p, "inproc://", 9) == 0;
         if (!tcp && !ipc && !inproc)
-            return PW_EINVAL;
+            return bad;
         if (tcp) {
             const char *colon = NULL;
             for (const char *q = p + 6; q < p + n; q++)
                 if (*q == ':')
                     colon = q;
             if (!colon || colon == p + 6 || colon + 1 == p + n)
-                return PW_EINVAL;
+                return bad;
         }
         p += n;
         if (*p == ',') {
             p++;
             if (!*p)
-                return PW_EINVAL;
+                return bad;
         }
     }
-    return PW_OK;
+    return NULL;
 }

@@ -51,8 +51,9 @@ void *pw_socket_open(void *ctx, int type, const char *endpoints, bool bind,
                      const pw_socket_opts *opts);
 void pw_socket_close(void *sock);
 
-/* Checks the shape of an endpoint list ("tcp://host:port" or "ipc://path",
- * comma-separated, none empty) for option validation.  PW_OK or PW_EINVAL. */
-int pw_endpoints_validate(const char *list);
+/* Checks the shape of an endpoint list ("tcp://host:port", "ipc://path" or
+ * "inproc://name", comma-separated, none empty).  NULL when fine, else the
+ * reason: a pw_option check for endpoint flags. */
+const char *pw_endpoints_check(const char *list);
 
 #endif

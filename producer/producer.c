@@ -342,6 +342,21 @@ static int run(producer *p)
     return PW_EXIT_OK;
 }
 
+/* Option checks: the id heads every record id and the ack topic. */
+static const char *id_check(const char *id)
+{
+    if (strlen(id) > PW_WIRE_PRODUCER_MAX || strcspn(id, "\"\\/ \t\n") != strlen(id))
+        return "must be 1..64 characters without quotes, slashes or spaces";
+    return NULL;
+}
+
+static const char *fault_kinds_check(const char *list)
+{
+    unsigned mask;
+    const char *bad;
+    return pw_fault_parse_list(list, &mask, &bad) == PW_OK ? NULL : "unknown fault kind";
+}
+
 int main(int argc, char **argv)
 {
     static producer p = {
@@ -358,11 +373,13 @@ int main(int argc, char **argv)
     };
     const pw_option opts[] = {
         { .name = "bind", .type = PW_OPT_STRING, .dest = &p.bind, .metavar = "EP",
-          .help = "endpoint the workers pull records from (default tcp://127.0.0.1:5557)" },
+          .help = "endpoint the workers pull records from (default tcp://127.0.0.1:5557)",
+          .check = pw_endpoints_check },
         { .name = "ack", .type = PW_OPT_STRING, .dest = &p.ack, .metavar = "EP",
-          .help = "sink's ack endpoint to subscribe to (default tcp://127.0.0.1:5559)" },
+          .help = "sink's ack endpoint to subscribe to (default tcp://127.0.0.1:5559)",
+          .check = pw_endpoints_check },
         { .name = "id", .type = PW_OPT_STRING, .dest = &p.id, .metavar = "NAME",
-          .help = "producer name, prefix of record ids (default p1)" },
+          .help = "producer name, prefix of record ids (default p1)", .check = id_check },
         { .name = "rate", .type = PW_OPT_U64, .dest = &p.rate, .metavar = "N",
           .help = "records per second, 0 = as fast as the pipeline takes them (default 1000)",
           .min = 0, .max = 100000000 },
@@ -373,7 +390,7 @@ int main(int argc, char **argv)
           .help = "share of records that are faulty, 0..1 (default 0)", .dmin = 0, .dmax = 1 },
         { .name = "fault-kinds", .type = PW_OPT_STRING, .dest = &p.fault_kinds, .metavar = "LIST",
           .help = "comma list of malformed_json,missing_field,invalid_value,oversize,invalid_utf8,"
-                  "empty,poison or all (default all)" },
+                  "empty,poison or all (default all)", .check = fault_kinds_check },
         { .name = "ack-timeout", .type = PW_OPT_U64, .dest = &p.ack_timeout_ms, .metavar = "MS",
           .help = "re-send a record not acknowledged after this long (default 5000)",
           .min = 10, .max = 3600000 },
@@ -393,23 +410,8 @@ int main(int argc, char **argv)
                               opts, PW_ARRAY_LEN(opts), &p.st.opts);
     if (rc != PW_OPTIONS_CONTINUE)
         return rc == PW_OPTIONS_EXIT_OK ? PW_EXIT_OK : PW_EXIT_USAGE;
-    const char *bad = NULL;
-    if (pw_endpoints_validate(p.bind) != PW_OK)
-        bad = "--bind: not an endpoint list (tcp://HOST:PORT or ipc://PATH)";
-    else if (pw_endpoints_validate(p.ack) != PW_OK)
-        bad = "--ack: not an endpoint list (tcp://HOST:PORT or ipc://PATH)";
-    else if (!*p.id || strlen(p.id) > PW_WIRE_PRODUCER_MAX || strcspn(p.id, "\"\\/ \t\n") != strlen(p.id))
-        bad = "--id: must be 1..64 characters without quotes, slashes or spaces";
-    const char *bad_kind = NULL;
-    if (!bad && pw_fault_parse_list(p.fault_kinds, &p.fault_mask, &bad_kind) != PW_OK) {
-        fprintf(stderr, "producer: --fault-kinds: unknown kind '%s'\nusage: producer [OPTIONS]   (try --help)\n",
-                bad_kind ? bad_kind : "");
-        return PW_EXIT_USAGE;
-    }
-    if (bad) {
-        fprintf(stderr, "producer: %s\nusage: producer [OPTIONS]   (try --help)\n", bad);
-        return PW_EXIT_USAGE;
-    }
+    const char *unused;
+    pw_fault_parse_list(p.fault_kinds, &p.fault_mask, &unused); /* checked while parsing */
     for (int f = 1; f < PW_FAULT_COUNT; f++)
         if (p.fault_mask & (1u << f))
             p.faults[p.nfaults++] = (pw_fault)f;

@@ -544,9 +544,11 @@ int main(int argc, char **argv)
     };
     const pw_option opts[] = {
         { .name = "bind", .type = PW_OPT_STRING, .dest = &s.bind, .metavar = "EP",
-          .help = "endpoint the workers push results to (default tcp://127.0.0.1:5558)" },
+          .help = "endpoint the workers push results to (default tcp://127.0.0.1:5558)",
+          .check = pw_endpoints_check },
         { .name = "ack", .type = PW_OPT_STRING, .dest = &s.ack, .metavar = "EP",
-          .help = "endpoint acks are published on, for the producers (default tcp://127.0.0.1:5559)" },
+          .help = "endpoint acks are published on, for the producers (default tcp://127.0.0.1:5559)",
+          .check = pw_endpoints_check },
         { .name = "out", .type = PW_OPT_STRING, .dest = &s.out.path, .metavar = "FILE",
           .help = "NDJSON file good records are appended to (default pipewatch-out.ndjson)" },
         { .name = "dead-letter", .type = PW_OPT_STRING, .dest = &s.dead.path, .metavar = "FILE",
@@ -565,19 +567,6 @@ int main(int argc, char **argv)
                               opts, PW_ARRAY_LEN(opts), &s.st.opts);
     if (rc != PW_OPTIONS_CONTINUE)
         return rc == PW_OPTIONS_EXIT_OK ? PW_EXIT_OK : PW_EXIT_USAGE;
-    const char *bad = NULL;
-    if (pw_endpoints_validate(s.bind) != PW_OK)
-        bad = "--bind: not an endpoint (tcp://HOST:PORT or ipc://PATH)";
-    else if (pw_endpoints_validate(s.ack) != PW_OK)
-        bad = "--ack: not an endpoint (tcp://HOST:PORT or ipc://PATH)";
-    else if (!*s.out.path)
-        bad = "--out: empty file name";
-    else if (!*s.dead.path)
-        bad = "--dead-letter: empty file name";
-    if (bad) {
-        fprintf(stderr, "sink: %s\nusage: sink [OPTIONS]   (try --help)\n", bad);
-        return PW_EXIT_USAGE;
-    }
     if (pw_stage_init(&s.st) != PW_OK)
         return PW_EXIT_FAILURE;
     s.dead_lettered = pw_counter_register(s.st.registry, "pipeline_records_dead_lettered_total",

@@ -195,9 +195,11 @@ int main(int argc, char **argv)
     };
     const pw_option opts[] = {
         { .name = "in", .type = PW_OPT_STRING, .dest = &w.in, .metavar = "EP[,EP...]",
-          .help = "producer endpoints to pull records from (default tcp://127.0.0.1:5557)" },
+          .help = "producer endpoints to pull records from (default tcp://127.0.0.1:5557)",
+          .check = pw_endpoints_check },
         { .name = "out", .type = PW_OPT_STRING, .dest = &w.out, .metavar = "EP",
-          .help = "sink endpoint to push results to (default tcp://127.0.0.1:5558)" },
+          .help = "sink endpoint to push results to (default tcp://127.0.0.1:5558)",
+          .check = pw_endpoints_check },
         { .name = "delay-ms", .type = PW_OPT_U64, .dest = &w.delay_ms, .metavar = "N",
           .help = "artificial processing time per record, to create lag (default 0)",
           .min = 0, .max = 600000 },
@@ -208,15 +210,6 @@ int main(int argc, char **argv)
                               opts, PW_ARRAY_LEN(opts), &w.st.opts);
     if (rc != PW_OPTIONS_CONTINUE)
         return rc == PW_OPTIONS_EXIT_OK ? PW_EXIT_OK : PW_EXIT_USAGE;
-    const char *bad = NULL;
-    if (pw_endpoints_validate(w.in) != PW_OK)
-        bad = "--in: not an endpoint list (tcp://HOST:PORT or ipc://PATH, comma-separated)";
-    else if (pw_endpoints_validate(w.out) != PW_OK)
-        bad = "--out: not an endpoint (tcp://HOST:PORT or ipc://PATH)";
-    if (bad) {
-        fprintf(stderr, "worker: %s\nusage: worker [OPTIONS]   (try --help)\n", bad);
-        return PW_EXIT_USAGE;
-    }
     if (pw_stage_init(&w.st) != PW_OK)
         return PW_EXIT_FAILURE;
     int exit_code = PW_EXIT_FAILURE;
