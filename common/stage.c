@@ -14,11 +14,6 @@
 
 #include "pw.h"
 
-const char *const pw_reason_names[PW_REASON_COUNT] = {
-    "malformed_json", "missing_field", "invalid_value", "oversize",
-    "invalid_utf8",   "empty",         "processing",    "push_failed",
-};
-
 static volatile sig_atomic_t stop_signals;
 
 static void on_stop_signal(int sig)
@@ -58,9 +53,14 @@ int pw_stage_init(pw_stage *st)
         goto nomem;
     st->processed = pw_counter_register(st->registry, "pipeline_records_processed_total",
                                         "Records this stage handled successfully.");
+    /* The record reasons are record.c's labels; the registry copies them. */
+    const char *reasons[PW_REASON_COUNT];
+    for (int i = 0; i < PW_REASON_PUSH_FAILED; i++)
+        reasons[i] = pw_record_error_reason((pw_record_error)(i + 1));
+    reasons[PW_REASON_PUSH_FAILED] = "push_failed";
     st->errors = pw_counter_vec_register(st->registry, "pipeline_errors_total",
                                          "Records or operations that failed, by reason.", "reason",
-                                         pw_reason_names, PW_REASON_COUNT);
+                                         reasons, PW_REASON_COUNT);
     st->lag = pw_gauge_register(st->registry, "pipeline_lag_seconds",
                                 "Now minus the event time of the newest record this stage handled.");
     st->duration = pw_histogram_register(st->registry, "pipeline_record_duration_seconds",

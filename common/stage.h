@@ -54,7 +54,8 @@ enum pw_reason {
     PW_REASON_COUNT
 };
 
-extern const char *const pw_reason_names[PW_REASON_COUNT];
+_Static_assert(PW_REASON_PROCESSING == PW_REC_PROCESSING - 1 && PW_REASON_MALFORMED_JSON == PW_REC_MALFORMED_JSON - 1,
+               "the record reasons follow pw_record_error");
 
 static inline enum pw_reason pw_reason_of(pw_record_error e) { return (enum pw_reason)(e - 1); }
 
