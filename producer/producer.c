@@ -273,6 +273,26 @@ static bool finished(const producer *p)
     return p->count && p->next_seq == p->count && p->in_flight == 0;
 }
 
+/* How long the loop may sleep: until an ack arrives, ZeroMQ takes the
+ * pending message, or there is work (a queued re-send, a record due);
+ * never longer than 100 ms, so stats and signals are seen. */
+static long poll_timeout_ms(const producer *p)
+{
+    if (p->pending || !p->sink_heard)
+        return 100; /* POLLOUT or the sink's greeting wakes us */
+    if (p->resend_len)
+        return 0;
+    bool can_generate = pw_stage_running() && (p->count == 0 || p->next_seq < p->count) &&
+                        p->next_seq - p->oldest < p->max_in_flight;
+    if (!can_generate)
+        return 100; /* an ack wakes us */
+    if (p->rate == 0)
+        return 0;
+    double next_at = (double)(p->next_seq + 1) / (double)p->rate;
+    double wait_ms = (next_at - (double)(pw_now_ns() - p->started_ns) / 1e9) * 1000.0;
+    return wait_ms <= 0 ? 0 : wait_ms < 100 ? (long)ceil(wait_ms) : 100;
+}
+
 static int run(producer *p)
 {
     p->started_ns = pw_now_ns();
@@ -305,31 +325,12 @@ static int run(producer *p)
                              PW_UINT("retried", pw_counter_get(p->retried)) };
         pw_stage_stats(&p->st, now, extra, PW_ARRAY_LEN(extra));
 
-        /* Sleep until an ack arrives, ZeroMQ takes the pending message, or
-         * the next record is due; never longer than 100 ms. */
-        long timeout_ms = 100;
-        if (!p->sink_heard)
-            timeout_ms = 100;
-        else if (!p->pending && p->rate && pw_stage_running() && (p->count == 0 || p->next_seq < p->count) &&
-            p->next_seq - p->oldest < p->max_in_flight) {
-            double next_at = (double)(p->next_seq + 1) / (double)p->rate;
-            double elapsed = (double)(pw_now_ns() - p->started_ns) / 1e9;
-            double wait = (next_at - elapsed) * 1000.0;
-            timeout_ms = wait <= 0 ? 0 : wait < 100 ? (long)ceil(wait) : 100;
-        } else if (!p->pending && p->rate == 0 && pw_stage_running() && p->resend_len == 0 &&
-                   (p->count == 0 || p->next_seq < p->count) &&
-                   p->next_seq - p->oldest < p->max_in_flight) {
-            timeout_ms = 0;
-        } else if (!p->pending && p->resend_len) {
-            timeout_ms = 0;
-        }
-        if (p->pending && timeout_ms == 0)
-            timeout_ms = 100;
+        long timeout_ms = poll_timeout_ms(p);
         zmq_pollitem_t items[] = {
             { p->acks, 0, ZMQ_POLLIN, 0 },
             { p->out, 0, ZMQ_POLLOUT, 0 },
         };
-        if (timeout_ms > 0 || p->pending)
+        if (timeout_ms > 0)
             zmq_poll(items, p->pending ? 2 : 1, timeout_ms);
     }
     if (p->in_flight)
