@@ -24,7 +24,7 @@ struct pw_dedup_stream {
     uint64_t last_used;
     uint64_t *overflows;
     bool used;
-    bool pinned;
+    uint64_t pins;          /* pending acks that name this stream */
 };
 
 struct pw_dedup {
@@ -78,7 +78,7 @@ pw_dedup_stream *pw_dedup_stream_get(pw_dedup *d, const char *producer, size_t l
         if (!s->used) {
             if (!victim || victim->used)
                 victim = s;
-        } else if (!s->pinned && (!victim || (victim->used && s->last_used < victim->last_used))) {
+        } else if (!s->pins && (!victim || (victim->used && s->last_used < victim->last_used))) {
             victim = s;
         }
     }
@@ -99,7 +99,7 @@ pw_dedup_stream *pw_dedup_stream_get(pw_dedup *d, const char *producer, size_t l
     victim->base = 0;
     victim->window = d->window;
     victim->used = true;
-    victim->pinned = false;
+    victim->pins = 0;
     victim->last_used = d->tick;
     victim->overflows = &d->overflows;
     return victim;
@@ -171,7 +171,13 @@ void pw_dedup_stream_identity(const pw_dedup_stream *s, const char **producer, s
     *run = s->run;
 }
 
-void pw_dedup_stream_pin(pw_dedup_stream *s, bool pinned) { s->pinned = pinned; }
+void pw_dedup_stream_pin(pw_dedup_stream *s, bool pin)
+{
+    if (pin)
+        s->pins++;
+    else if (s->pins)
+        s->pins--;
+}
 
 size_t pw_dedup_streams(const pw_dedup *d)
 {

@@ -41,8 +41,9 @@ size_t pw_dedup_stream_index(const pw_dedup *d, const pw_dedup_stream *s);
 /* The stream's producer name (not NUL-terminated) and run. */
 void pw_dedup_stream_identity(const pw_dedup_stream *s, const char **producer, size_t *len,
                               uint64_t *run);
-/* Pin a stream so it is not evicted (while acks for it are pending). */
-void pw_dedup_stream_pin(pw_dedup_stream *s, bool pinned);
+/* Pins are counted: pin(true) adds one, pin(false) removes one; a stream
+ * is never evicted while it has any (one per pending ack that names it). */
+void pw_dedup_stream_pin(pw_dedup_stream *s, bool pin);
 
 size_t pw_dedup_streams(const pw_dedup *d);
 size_t pw_dedup_memory_bytes(const pw_dedup *d);

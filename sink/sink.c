@@ -61,7 +61,7 @@ typedef struct sink_file {
 } sink_file;
 
 typedef struct pending_ack {
-    pw_dedup_stream *stream; /* pinned until the ack is sent */
+    pw_dedup_stream *stream; /* holds one pin on the stream until sent */
     uint64_t seq;
 } pending_ack;
 
@@ -76,7 +76,6 @@ typedef struct sink {
     pw_dedup *dedup;
     pending_ack *acks;          /* written, not yet acknowledged */
     size_t nacks, acks_cap;
-    size_t unsynced;            /* acks waiting for an fdatasync */
     pw_buf ackmsg;
     uint64_t next_sync_ns;
     /* syncer thread: the loop sets a request, the syncer answers on done_fd */
@@ -200,18 +199,6 @@ static int write_all(sink_file *f)
     return PW_OK;
 }
 
-static int sync_file(sink_file *f)
-{
-    if (!f->dirty)
-        return PW_OK;
-    if (fdatasync(f->fd) != 0) {
-        PW_LOG(PW_LOG_ERROR, "cannot fdatasync", PW_STR("file", f->path), PW_STR("error", strerror(errno)));
-        return PW_EIO;
-    }
-    f->dirty = false;
-    return PW_OK;
-}
-
 static void add_ack(sink *s, pw_dedup_stream *st, uint64_t seq)
 {
     if (s->nacks == s->acks_cap) {
@@ -244,11 +231,11 @@ static void send_acks(sink *s)
         for (size_t j = i; j < s->nacks; j++) {
             if (s->acks[j].stream == st) {
                 pw_ack_add(&w, s->acks[j].seq);
+                pw_dedup_stream_pin(st, false);
                 s->acks[j].stream = NULL;
             }
         }
         pw_ack_finish(&w);
-        pw_dedup_stream_pin(st, false);
         if (pw_buf_ok(&s->ackmsg))
             zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
     }
@@ -444,22 +431,28 @@ static int flush(sink *s, uint64_t now)
     return PW_OK;
 }
 
+/* Waits until the syncer has answered the running request (if any). */
+static int wait_for_syncer(sink *s)
+{
+    int rc = PW_OK;
+    zmq_pollitem_t item = { NULL, s->done_fd, ZMQ_POLLIN, 0 };
+    while (s->syncing && rc == PW_OK) {
+        zmq_poll(&item, 1, 1000);
+        rc = sync_done(s);
+    }
+    return rc;
+}
+
 /* Clean shutdown: wait for a running sync, then sync and ack the rest. */
 static int final_sync(sink *s)
 {
-    int rc = PW_OK;
-    if (s->syncing) {
-        zmq_pollitem_t item = { NULL, s->done_fd, ZMQ_POLLIN, 0 };
-        while (s->syncing && rc == PW_OK) {
-            zmq_poll(&item, 1, 1000);
-            rc = sync_done(s);
-        }
+    int rc = wait_for_syncer(s);
+    if (rc == PW_OK && s->fsync != FSYNC_NEVER && (s->out.dirty || s->dead.dirty || s->nacks)) {
+        request_sync(s, pw_now_ns());
+        rc = wait_for_syncer(s);
     }
-    if (rc == PW_OK && s->fsync != FSYNC_NEVER &&
-        (sync_file(&s->out) != PW_OK || sync_file(&s->dead) != PW_OK))
-        rc = PW_EIO;
     if (rc == PW_OK)
-        send_acks(s);
+        send_acks(s); /* --fsync never: what is left */
     return rc;
 }
 
