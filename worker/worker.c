@@ -55,11 +55,11 @@ static void delay(uint64_t ms)
 
 static void dead_letter(worker *w, pw_batch_writer *bw, const char *producer, uint64_t run,
                         uint64_t seq, double ts, pw_record_error err, const char *detail,
-                        const char *bytes, size_t len)
+                        const char *bytes, size_t len, double wall_now)
 {
     size_t start = pw_batch_item_start(bw, seq, PW_ITEM_DEAD, ts);
-    pw_record_dead_letter(bw->buf, err, detail, producer, run, seq, w->st.opts.instance,
-                          pw_wall_seconds(), bytes, len);
+    pw_record_dead_letter(bw->buf, err, detail, producer, run, seq, w->st.opts.instance, wall_now,
+                          bytes, len);
     pw_batch_item_end(bw, start);
     pw_counter_vec_inc(w->st.errors, pw_reason_of(err));
     static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
@@ -67,36 +67,33 @@ static void dead_letter(worker *w, pw_batch_writer *bw, const char *producer, ui
                    PW_STR("detail", detail), PW_STR("producer", producer), PW_UINT("seq", seq));
 }
 
-/* Validates and transforms one record into the result batch.  t0 is when
- * the record's processing began (the previous record's end: one clock read
- * per record); returns when it ended. */
-static uint64_t process_record(worker *w, pw_batch_writer *bw, const char *producer, uint64_t run,
-                               uint64_t seq, double ts, const char *bytes, size_t len, uint64_t t0,
-                               double wall_now)
+/* Turns one parsed record (err is pw_record_parse's verdict) into an output
+ * or dead-letter item of the result batch.  t0 is when the record's
+ * processing began (the previous record's end: one clock read per record);
+ * returns when it ended. */
+static uint64_t finish_record(worker *w, pw_batch_writer *bw, const char *producer, uint64_t run,
+                              uint64_t seq, double ts, const char *bytes, size_t len,
+                              pw_record_error err, const pw_record *rec, const char *detail,
+                              uint64_t t0, double wall_now)
 {
     if (w->delay_ms) {
         delay(w->delay_ms);
         wall_now = pw_wall_seconds();
     }
-    pw_record rec;
-    const char *detail = NULL;
-    pw_record_error err = pw_record_parse(w->parser, bytes, len, &rec, &detail);
     if (err == PW_REC_OK) {
-        size_t start = pw_batch_item_start(bw, seq, PW_ITEM_OUTPUT, rec.ts);
-        err = pw_record_transform(&rec, bytes, len, wall_now, w->st.opts.instance, run, bw->buf, &detail);
+        size_t start = pw_batch_item_start(bw, seq, PW_ITEM_OUTPUT, rec->ts);
+        err = pw_record_transform(rec, bytes, len, wall_now, w->st.opts.instance, run, bw->buf, &detail);
         if (err == PW_REC_OK) {
             pw_batch_item_end(bw, start);
             pw_counter_inc(w->st.processed);
-            pw_gauge_set(w->st.lag, wall_now - rec.ts);
-            if (pw_log_enabled(PW_LOG_DEBUG))
-                PW_LOG(PW_LOG_DEBUG, "record processed", PW_STR("id", rec.id),
-                       PW_STR("trace_id", rec.trace_id));
+            pw_gauge_set(w->st.lag, wall_now - rec->ts);
+            PW_LOG(PW_LOG_DEBUG, "record processed", PW_STR("id", rec->id), PW_STR("trace_id", rec->trace_id));
         } else {
             pw_batch_item_cancel(bw, start);
         }
     }
     if (err != PW_REC_OK)
-        dead_letter(w, bw, producer, run, seq, ts, err, detail, bytes, len);
+        dead_letter(w, bw, producer, run, seq, ts, err, detail, bytes, len, wall_now);
     uint64_t t1 = pw_now_ns();
     pw_histogram_observe(w->st.duration, (double)(t1 - t0) / 1e9);
     return t1;
@@ -105,6 +102,12 @@ static uint64_t process_record(worker *w, pw_batch_writer *bw, const char *produ
 static void process_message(worker *w, const char *msg, size_t len)
 {
     pw_batch_writer bw;
+    pw_record rec;
+    const char *detail = NULL;
+    /* processed_at is read once per message: the records of a batch are
+     * processed within microseconds of each other. */
+    double wall_now = pw_wall_seconds();
+    uint64_t t = pw_now_ns();
     if (pw_batch_valid(msg, len)) {
         pw_batch_reader r;
         pw_batch_item item;
@@ -113,33 +116,24 @@ static void process_message(worker *w, const char *msg, size_t len)
         memcpy(producer, r.producer, r.producer_len);
         producer[r.producer_len] = '\0';
         pw_batch_begin(&bw, &w->result, r.producer, r.producer_len, r.run);
-        /* processed_at is read once per batch: the records of a batch are
-         * processed within microseconds of each other. */
-        double wall_now = pw_wall_seconds();
-        uint64_t t = pw_now_ns();
-        while (pw_batch_read_next(&r, &item) == 1)
-            t = process_record(w, &bw, producer, r.run, item.seq, item.ts, item.bytes, item.len, t, wall_now);
-    } else {
-        /* A bare record: its identity, if any, comes from its own fields. */
-        pw_record rec;
-        const char *detail = NULL;
-        pw_record_error err = pw_record_parse(w->parser, msg, len, &rec, &detail);
-        if (err == PW_REC_OK) {
-            char producer[PW_WIRE_PRODUCER_MAX + 1];
-            size_t n = strlen(rec.producer);
-            n = n > PW_WIRE_PRODUCER_MAX ? PW_WIRE_PRODUCER_MAX : n;
-            memcpy(producer, rec.producer, n);
-            producer[n] = '\0';
-            uint64_t seq = rec.seq;
-            double ts = rec.ts;
-            pw_batch_begin(&bw, &w->result, producer, n, 0);
-            process_record(w, &bw, producer, 0, seq, ts, msg, len, pw_now_ns(), pw_wall_seconds());
-        } else {
-            pw_batch_begin(&bw, &w->result, "", 0, 0);
-            uint64_t t0 = pw_now_ns();
-            dead_letter(w, &bw, NULL, 0, 0, 0, err, detail, msg, len);
-            pw_histogram_observe(w->st.duration, (double)(pw_now_ns() - t0) / 1e9);
+        while (pw_batch_read_next(&r, &item) == 1) {
+            pw_record_error err = pw_record_parse(w->parser, item.bytes, item.len, &rec, &detail);
+            t = finish_record(w, &bw, producer, r.run, item.seq, item.ts, item.bytes, item.len, err, &rec,
+                              detail, t, wall_now);
         }
+    } else {
+        /* A bare record: its identity, if it has one, comes from its own
+         * fields (run 0); an invalid one has none and is not deduplicated. */
+        pw_record_error err = pw_record_parse(w->parser, msg, len, &rec, &detail);
+        char producer[PW_WIRE_PRODUCER_MAX + 1] = "";
+        size_t n = 0;
+        if (err == PW_REC_OK) {
+            n = strlen(rec.producer); /* at most 64 bytes: validated */
+            memcpy(producer, rec.producer, n + 1);
+        }
+        pw_batch_begin(&bw, &w->result, producer, n, 0);
+        finish_record(w, &bw, n ? producer : NULL, 0, err == PW_REC_OK ? rec.seq : 0,
+                      err == PW_REC_OK ? rec.ts : 0, msg, len, err, &rec, detail, t, wall_now);
     }
     if (!pw_buf_ok(&w->result)) {
         PW_LOG(PW_LOG_ERROR, "out of memory building a result batch; the producer will re-send",
