@@ -161,11 +161,51 @@ bool pw_utf8_valid(const char *s, size_t len)
     return true;
 }
 
-void pw_buf_append_json_escaped(pw_buf *b, const char *s, size_t len)
+size_t pw_json_escape_unit(const unsigned char *p, size_t left, char out[6], size_t *consumed)
 {
     static const char hex[] = "0123456789abcdef";
+    unsigned char c = p[0];
+    *consumed = 1;
+    if (c == '"' || c == '\\') {
+        out[0] = '\\';
+        out[1] = (char)c;
+        return 2;
+    }
+    if (c >= 0x20 && c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x20) {
+        out[0] = '\\';
+        switch (c) {
+        case '\n': out[1] = 'n'; return 2;
+        case '\r': out[1] = 'r'; return 2;
+        case '\t': out[1] = 't'; return 2;
+        case '\b': out[1] = 'b'; return 2;
+        case '\f': out[1] = 'f'; return 2;
+        default:
+            out[1] = 'u';
+            out[2] = '0';
+            out[3] = '0';
+            out[4] = hex[c >> 4];
+            out[5] = hex[c & 15];
+            return 6;
+        }
+    }
+    size_t n = utf8_seq_len(p, left);
+    if (n) {
+        memcpy(out, p, n);
+        *consumed = n;
+        return n;
+    }
+    memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD */
+    return 3;
+}
+
+void pw_buf_append_json_escaped(pw_buf *b, const char *s, size_t len)
+{
     const unsigned char *p = (const unsigned char *)s;
-    /* Worst case every byte becomes \u00XX or U+FFFD (6 or 3 bytes). */
+    /* Worst case every byte becomes \u00XX (6 bytes). */
     if (len > (SIZE_MAX - 1) / 6 || pw_buf_reserve(b, len * 6) != PW_OK) {
         b->failed = true;
         return;
@@ -174,44 +214,34 @@ void pw_buf_append_json_escaped(pw_buf *b, const char *s, size_t len)
     size_t i = 0;
     while (i < len) {
         unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') { /* the common case, inline */
             *o++ = (char)c;
             i++;
-        } else if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
-            i++;
-        } else if (c < 0x20) {
-            *o++ = '\\';
-            switch (c) {
-            case '\n': *o++ = 'n'; break;
-            case '\r': *o++ = 'r'; break;
-            case '\t': *o++ = 't'; break;
-            case '\b': *o++ = 'b'; break;
-            case '\f': *o++ = 'f'; break;
-            default:
-                *o++ = 'u';
-                *o++ = '0';
-                *o++ = '0';
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 15];
-            }
-            i++;
-        } else {
-            size_t n = utf8_seq_len(p + i, len - i);
-            if (n) {
-                memcpy(o, p + i, n);
-                o += n;
-                i += n;
-            } else {
-                memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD */
-                o += 3;
-                i++;
-            }
+            continue;
         }
+        size_t used;
+        o += pw_json_escape_unit(p + i, len - i, o, &used);
+        i += used;
     }
     b->len = (size_t)(o - b->data);
     b->data[b->len] = '\0';
+}
+
+size_t pw_format_double(char out[40], double d)
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, 40, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    if (n < 0)
+        n = 0;
+    /* A stage that set LC_NUMERIC to a comma locale must still emit numbers. */
+    for (int i = 0; i < n; i++)
+        if (out[i] == ',')
+            out[i] = '.';
+    return (size_t)n;
 }
 
 static void base64_encode(pw_buf *b, const void *data, size_t len, const char *alphabet)

@@ -42,6 +42,18 @@ void pw_buf_append_u64(pw_buf *b, uint64_t v);
  * U+FFFD, so the result is always valid JSON text. */
 void pw_buf_append_json_escaped(pw_buf *b, const char *s, size_t len);
 
+/* One escape unit of the same escaping, for writers into fixed buffers
+ * that may only cut a string between units (log.c): the escaped form of
+ * the character at p (at most 6 bytes) goes to out; returns its length and
+ * sets *consumed to the input bytes it stands for. */
+size_t pw_json_escape_unit(const unsigned char *p, size_t left, char out[6], size_t *consumed);
+
+/* The shortest %g text (15, 16 or 17 digits) that reads back as exactly d,
+ * with '.' as decimal point whatever the locale; d must be finite (JSON
+ * writes null, Prometheus NaN/+Inf/-Inf for the others).  Returns the
+ * length written to out (NUL-terminated). */
+size_t pw_format_double(char out[40], double d);
+
 /* Standard base64 (RFC 4648 section 4, with padding). */
 void pw_buf_append_base64(pw_buf *b, const void *data, size_t len);
 /* URL-safe base64 (RFC 4648 section 5, with padding), as the Pushgateway's

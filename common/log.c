@@ -16,10 +16,9 @@
  * level, stage and instance are never cut; a buffer too small for them
  * gets no line at all (length 0).
  *
- * Escaping follows pw_buf_append_json_escaped (buf.c) byte for byte: quote,
- * backslash and control bytes are escaped, invalid UTF-8 becomes U+FFFD.
- * The UTF-8 validity rule itself is not repeated here: a candidate sequence
- * is checked with pw_utf8_valid, so both encoders share one definition.
+ * Escaping is buf.c's, unit by unit (pw_json_escape_unit, the same unit
+ * pw_buf_append_json_escaped writes): quote, backslash and control bytes
+ * are escaped, invalid UTF-8 becomes U+FFFD; one definition for both.
  *
  * Threads: stage, instance, fd and level are set by pw_log_init before other
  * threads exist and only read afterwards (fd and level are atomics so that
@@ -121,63 +120,6 @@ bool pw_log_enabled(pw_log_level level)
 
 /* ---- escaping ---------------------------------------------------------- */
 
-/* Length a UTF-8 sequence led by c claims to have; 0 for bytes that can
- * never start one.  Whether it really is one is pw_utf8_valid's call. */
-static size_t utf8_lead_len(unsigned char c)
-{
-    if (c >= 0xC2 && c <= 0xDF)
-        return 2;
-    if (c >= 0xE0 && c <= 0xEF)
-        return 3;
-    if (c >= 0xF0 && c <= 0xF4)
-        return 4;
-    return 0;
-}
-
-/* The escaped form of the unit starting at p, into out (at most 6 bytes);
- * returns its length and sets *consumed to the input bytes it stands for.
- * Units are the points where a string may be cut. */
-static size_t escape_unit(const unsigned char *p, size_t left, char out[6], size_t *consumed)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char c = p[0];
-    *consumed = 1;
-    if (c >= 0x20 && c < 0x80) {
-        if (c == '"' || c == '\\') {
-            out[0] = '\\';
-            out[1] = (char)c;
-            return 2;
-        }
-        out[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x20) {
-        out[0] = '\\';
-        switch (c) {
-        case '\n': out[1] = 'n'; return 2;
-        case '\r': out[1] = 'r'; return 2;
-        case '\t': out[1] = 't'; return 2;
-        case '\b': out[1] = 'b'; return 2;
-        case '\f': out[1] = 'f'; return 2;
-        default:
-            out[1] = 'u';
-            out[2] = '0';
-            out[3] = '0';
-            out[4] = hex[c >> 4];
-            out[5] = hex[c & 15];
-            return 6;
-        }
-    }
-    size_t n = utf8_lead_len(c);
-    if (n && n <= left && pw_utf8_valid((const char *)p, n)) {
-        memcpy(out, p, n);
-        *consumed = n;
-        return n;
-    }
-    memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD, as buf.c does */
-    return 3;
-}
-
 static size_t escaped_len(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -185,7 +127,7 @@ static size_t escaped_len(const char *s, size_t len)
     for (size_t i = 0; i < len;) {
         char unit[6];
         size_t used;
-        total += escape_unit(p + i, len - i, unit, &used);
+        total += pw_json_escape_unit(p + i, len - i, unit, &used);
         i += used;
     }
     return total;
@@ -218,7 +160,7 @@ static void put_escaped(line_writer *w, const char *s, size_t len, size_t budget
     for (size_t i = 0; i < len;) {
         char unit[6];
         size_t consumed;
-        size_t n = escape_unit(p + i, len - i, unit, &consumed);
+        size_t n = pw_json_escape_unit(p + i, len - i, unit, &consumed);
         if (n > budget - used)
             break;
         put(w, unit, n);
@@ -227,27 +169,14 @@ static void put_escaped(line_writer *w, const char *s, size_t len, size_t budget
     }
 }
 
-/* Shortest %g form that reads back as the same double; JSON has no
- * inf/nan, so those become null. */
+/* JSON has no inf/nan: those become null. */
 static size_t format_double(double d, char out[40])
 {
     if (!isfinite(d)) {
         memcpy(out, "null", 4);
         return 4;
     }
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(out, 40, "%.*g", prec, d);
-        if (strtod(out, NULL) == d)
-            break;
-    }
-    if (n < 0)
-        n = 0;
-    /* A stage that set LC_NUMERIC to a comma locale must still emit JSON. */
-    for (int i = 0; i < n; i++)
-        if (out[i] == ',')
-            out[i] = '.';
-    return (size_t)n;
+    return pw_format_double(out, d);
 }
 
 static size_t format_ts(char out[40])

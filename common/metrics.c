@@ -449,20 +449,15 @@ int pw_registry_add_process_metrics(pw_registry *reg)
 /* ---- encoding ------------------------------------------------------------ */
 
 /* Shortest text that parses back to exactly d (Prometheus parses with Go's
- * ParseFloat, which rounds correctly, as strtod does).  %.15g is exact for
- * every value that has a <= 15 significant digit form and drops trailing
- * zeros, so 0.005 stays "0.005"; 17 digits always round-trip. */
+ * ParseFloat, which rounds correctly, as strtod does), so 0.005 stays
+ * "0.005"; the text format spells the non-finite values out. */
 static const char *format_double(char tmp[static 40], double d)
 {
     if (isnan(d))
         return "NaN";
     if (isinf(d))
         return d > 0 ? "+Inf" : "-Inf";
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, 40, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
+    pw_format_double(tmp, d);
     return tmp;
 }
 
