@@ -88,15 +88,23 @@ void pw_buf_printf(pw_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void pw_buf_append_u64(pw_buf *b, uint64_t v)
+char *pw_put_u64(char *o, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
+    char tmp[20];
+    int n = 0;
     do {
-        tmp[--i] = (char)('0' + v % 10);
+        tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    pw_buf_append(b, tmp + i, sizeof tmp - i);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
+}
+
+void pw_buf_append_u64(pw_buf *b, uint64_t v)
+{
+    char tmp[20];
+    pw_buf_append(b, tmp, (size_t)(pw_put_u64(tmp, v) - tmp));
 }
 
 /* Length of the valid UTF-8 sequence starting at s (at most `left` bytes),

@@ -36,6 +36,8 @@ void pw_buf_append_str(pw_buf *b, const char *s);
 void pw_buf_append_char(pw_buf *b, char c);
 void pw_buf_printf(pw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pw_buf_append_u64(pw_buf *b, uint64_t v);
+/* Writes v in decimal at o (at most 20 bytes, no NUL); returns the end. */
+char *pw_put_u64(char *o, uint64_t v);
 
 /* Appends `s` as the inside of a JSON string (no quotes): escapes quote,
  * backslash and control characters; bytes that are not valid UTF-8 become

@@ -1210,19 +1210,6 @@ static const struct { const char *bytes; size_t len; } invalid_utf8[] = {
     { "\xc0\xaf", 2 },        /* overlong '/' */
 };
 
-static char *put_u64(char *o, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
-}
-
 static char *put(char *o, const char *s, size_t n)
 {
     memcpy(o, s, n);
@@ -1255,9 +1242,9 @@ static void gen_valid_fast(pw_buf *out, const char *producer, size_t plen, uint6
     o = put(o, "{\"id\":\"", 7);
     o = put(o, producer, plen);
     *o++ = '-';
-    o = put_u64(o, seq);
+    o = pw_put_u64(o, seq);
     o = put(o, "\",\"seq\":", 8);
-    o = put_u64(o, seq);
+    o = pw_put_u64(o, seq);
     o = put(o, ",\"producer\":\"", 13);
     o = put(o, producer, plen);
     o = put(o, "\",\"ts\":", 7);
@@ -1276,15 +1263,15 @@ static void gen_valid_fast(pw_buf *out, const char *producer, size_t plen, uint6
     o = put(o, "\",\"kind\":\"", 10);
     o = put(o, kind, strlen(kind));
     o = put(o, "\",\"payload\":{\"user_id\":", 23);
-    o = put_u64(o, r_user % 1000000 + 1);
+    o = pw_put_u64(o, r_user % 1000000 + 1);
     o = put(o, ",\"amount\":", 10);
     uint64_t cents = r_amount % 50000 + 1;
-    o = put_u64(o, cents / 100);
+    o = pw_put_u64(o, cents / 100);
     *o++ = '.';
     *o++ = (char)('0' + cents / 10 % 10);
     *o++ = (char)('0' + cents % 10);
     o = put(o, ",\"items\":", 9);
-    o = put_u64(o, r_items % 12);
+    o = pw_put_u64(o, r_items % 12);
     *o++ = '}';
     *o++ = '}';
     out->len = (size_t)(o - out->data);
