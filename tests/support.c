@@ -20,6 +20,10 @@
  * condition itself.
  *
  * Not thread-safe beyond what libcurl guarantees: call from the test thread.
+ *
+ * Also here: the small file, command and data helpers that more than one
+ * suite needs (temp files, reading a file, running a shell command with
+ * captured output, exact-size heap copies, a seeded generator).
  */
 #include "support.h"
 
@@ -88,12 +92,17 @@ int pw_test_free_port(void)
     return port;
 }
 
-char *pw_test_tmpdir(const char *tag)
+static char *tmp_template(const char *tag)
 {
     const char *base = getenv("TMPDIR");
     if (!base || !*base)
         base = "/tmp";
-    char *path = dup_printf("%s/pipewatch-%s-XXXXXX", base, tag ? tag : "test");
+    return dup_printf("%s/pipewatch-%s-XXXXXX", base, tag ? tag : "test");
+}
+
+char *pw_test_tmpdir(const char *tag)
+{
+    char *path = tmp_template(tag);
     if (!path)
         return NULL;
     if (!mkdtemp(path)) {
@@ -421,6 +430,105 @@ long pw_test_count_lines(const char *path)
         lines++; /* a final line without its LF still counts */
     fclose(f);
     return lines;
+}
+
+int pw_test_tmpfile(const char *tag, char **path)
+{
+    char *name = tmp_template(tag);
+    int fd = name ? mkostemp(name, O_CLOEXEC) : -1;
+    if (fd >= 0 && path)
+        *path = name;
+    else {
+        if (fd >= 0)
+            unlink(name);
+        free(name);
+    }
+    return fd;
+}
+
+/* Appends everything from fd's offset 0 to its end. */
+static void append_fd(int fd, pw_buf *out)
+{
+    char chunk[4096];
+    ssize_t n;
+    off_t at = 0;
+    while ((n = pread(fd, chunk, sizeof chunk, at)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        pw_buf_append(out, chunk, (size_t)n);
+        at += n;
+    }
+}
+
+char *pw_test_read_file(const char *path)
+{
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return NULL;
+    pw_buf b = PW_BUF_INIT;
+    pw_buf_append_str(&b, ""); /* an empty file is "", not NULL */
+    append_fd(fd, &b);
+    close(fd);
+    if (!pw_buf_ok(&b)) {
+        pw_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+int pw_test_shell(const char *cmd, const char *input, pw_buf *out)
+{
+    if (out)
+        pw_buf_reset(out);
+    int in = pw_test_tmpfile("shell-in", NULL);
+    int captured = pw_test_tmpfile("shell-out", NULL);
+    int status = -1;
+    pid_t pid = -1;
+    size_t len = input ? strlen(input) : 0;
+    if (in >= 0 && captured >= 0 && (len == 0 || write(in, input, len) == (ssize_t)len) &&
+        lseek(in, 0, SEEK_SET) == 0)
+        pid = fork();
+    if (pid == 0) {
+        /* Child: async-signal-safe calls only (the test may have threads). */
+        if (dup2(in, 0) < 0 || dup2(captured, 1) < 0)
+            _exit(127);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0) {
+        int st = 0;
+        pid_t r;
+        while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
+        }
+        if (r == pid && WIFEXITED(st))
+            status = WEXITSTATUS(st);
+        if (out)
+            append_fd(captured, out);
+    }
+    if (in >= 0)
+        close(in);
+    if (captured >= 0)
+        close(captured);
+    return status;
+}
+
+void *pw_test_exact_copy(const void *data, size_t len)
+{
+    void *p = malloc(len ? len : 1);
+    if (p && len)
+        memcpy(p, data, len);
+    return p;
+}
+
+uint64_t pw_test_rng(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
 }
 
 int pw_test_run(Suite *s)

@@ -11,6 +11,7 @@
 #define PW_TEST_SUPPORT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -60,5 +61,25 @@ int pw_test_run(struct Suite *s);
 
 /* Counts lines in a file (-1 when it cannot be read). */
 long pw_test_count_lines(const char *path);
+
+/* A new file $TMPDIR/pipewatch-<tag>-XXXXXX, open read-write.  Returns the
+ * fd or -1.  With path NULL the name is unlinked at once (the file lives as
+ * long as the fd); otherwise *path gets the name and the caller unlinks. */
+int pw_test_tmpfile(const char *tag, char **path);
+/* The whole file as a NUL-terminated string, or NULL when unreadable. */
+char *pw_test_read_file(const char *path);
+
+/* Runs `/bin/sh -c cmd` with `input` on its stdin (NULL: empty) and its
+ * stdout collected in *out (may be NULL); stderr is the test's.  Returns
+ * the exit status, or -1 when it could not run or died by a signal. */
+int pw_test_shell(const char *cmd, const char *input, pw_buf *out);
+
+/* A heap copy of exactly len bytes (at least one allocated), so that under
+ * AddressSanitizer a read one byte past the end fails the test. */
+void *pw_test_exact_copy(const void *data, size_t len);
+
+/* splitmix64: a reproducible stream of pseudo-random numbers from *state,
+ * for tests that want varied input that is the same on every run. */
+uint64_t pw_test_rng(uint64_t *state);
 
 #endif

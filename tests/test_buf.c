@@ -18,13 +18,7 @@
 
 static uint64_t rng_state = 0x243F6A8885A308D3ull;
 
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng(void) { return pw_test_rng(&rng_state); }
 
 /* Escapes s, wraps it in quotes and parses it with json-c (strict); returns
  * the decoded string's bytes in *out.  Fails the test when not JSON. */
@@ -397,8 +391,8 @@ START_TEST(test_buf_utf8_validator_respects_length)
     ck_assert(!pw_utf8_valid(s, 3));
     ck_assert(!pw_utf8_valid(s, 2));
     ck_assert(pw_utf8_valid(s, 1));
-    char *heap = malloc(2);
-    memcpy(heap, "\xe2\x82", 2);
+    char *heap = pw_test_exact_copy("\xe2\x82", 2);
+    ck_assert_ptr_nonnull(heap);
     ck_assert(!pw_utf8_valid(heap, 2));
     free(heap);
 }

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -21,19 +20,15 @@
 #include "pw.h"
 #include "support.h"
 
-static char log_path[256];
+static char *log_path;
 static int log_fd = -1;
 
-static void open_log(pw_log_level level)
+static void setup(void)
 {
-    const char *dir = getenv("TMPDIR");
-    snprintf(log_path, sizeof log_path, "%s/pipewatch-test-log-XXXXXX", dir && *dir ? dir : "/tmp");
-    log_fd = mkstemp(log_path);
+    log_fd = pw_test_tmpfile("test-log", &log_path);
     ck_assert_int_ge(log_fd, 0);
-    pw_log_init("tstage", "tstage-host", level, log_fd);
+    pw_log_init("tstage", "tstage-host", PW_LOG_DEBUG, log_fd);
 }
-
-static void setup(void) { open_log(PW_LOG_DEBUG); }
 
 static void teardown(void)
 {
@@ -41,32 +36,20 @@ static void teardown(void)
     if (log_fd >= 0)
         close(log_fd);
     log_fd = -1;
-    unlink(log_path);
+    if (log_path)
+        unlink(log_path);
+    free(log_path);
+    log_path = NULL;
 }
 
-/* Runs `jq <args> < file`; returns jq's exit status, stdout in out. */
-static int jq_file(const char *args, const char *path, char *out, size_t cap)
+/* Runs `jq <args>` over the log file; returns jq's exit status, its stdout
+ * in *out (may be NULL). */
+static int jq_log(const char *args, pw_buf *out)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "jq %s < '%s'", args, path);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t len = 0;
-    if (out && cap) {
-        size_t n;
-        while (len + 1 < cap && (n = fread(out + len, 1, cap - 1 - len, p)) > 0)
-            len += n;
-        out[len] = '\0';
-    } else {
-        char sink[4096];
-        while (fread(sink, 1, sizeof sink, p) > 0) {
-        }
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    snprintf(cmd, sizeof cmd, "jq %s < '%s'", args, log_path);
+    return pw_test_shell(cmd, NULL, out);
 }
-
-static int jq_log(const char *args, char *out, size_t cap) { return jq_file(args, log_path, out, cap); }
 
 /* jq -e over all lines: every line must parse on its own and `filter`,
  * given the array of parsed lines, must be true. */
@@ -74,17 +57,21 @@ static void assert_lines(const char *filter)
 {
     char args[1024];
     snprintf(args, sizeof args, "-R -n -e '[inputs | fromjson] | %s'", filter);
-    char out[256];
-    int rc = jq_log(args, out, sizeof out);
-    ck_assert_msg(rc == 0, "jq %s -> exit %d, output %s", args, rc, out);
+    pw_buf out = PW_BUF_INIT;
+    int rc = jq_log(args, &out);
+    ck_assert_msg(rc == 0, "jq %s -> exit %d, output %.200s", args, rc, out.data ? out.data : "");
+    pw_buf_free(&out);
 }
 
-/* The last line's value of `field` as jq sees it (-c). */
+/* jq's answer (-c) for `expr` applied to the last line, without its LF. */
 static void jq_last(const char *expr, char *out, size_t cap)
 {
     char args[512];
     snprintf(args, sizeof args, "-R -n -c '[inputs | fromjson] | last | %s'", expr);
-    ck_assert_int_eq(jq_log(args, out, cap), 0);
+    pw_buf got = PW_BUF_INIT;
+    ck_assert_int_eq(jq_log(args, &got), 0);
+    snprintf(out, cap, "%s", got.data ? got.data : "");
+    pw_buf_free(&got);
     size_t n = strlen(out);
     if (n && out[n - 1] == '\n')
         out[n - 1] = '\0';
@@ -498,7 +485,7 @@ START_TEST(test_log_limiter_counts_every_drop_under_threads)
     snprintf(args, sizeof args,
              "-R -n -e '[inputs | fromjson] | (length + (map(.suppressed // 0) | add)) + %llu == %d'",
              (unsigned long long)atomic_load(&shared_lim.suppressed), THREADS * LIMITED_CALLS);
-    ck_assert_int_eq(jq_log(args, NULL, 0), 0);
+    ck_assert_int_eq(jq_log(args, NULL), 0);
     assert_lines("length >= 1 and length < 80000");
 }
 END_TEST

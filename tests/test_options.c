@@ -64,12 +64,8 @@ static void reset(void)
 
 static int temp_fd(void)
 {
-    const char *dir = getenv("TMPDIR");
-    char path[256];
-    snprintf(path, sizeof path, "%s/pipewatch-test-options-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
+    int fd = pw_test_tmpfile("test-options", NULL);
     ck_assert_int_ge(fd, 0);
-    unlink(path);
     return fd;
 }
 

@@ -184,6 +184,7 @@ typedef struct recorder {
     int fd;
     int port;
     int status;                        /* what to answer */
+    char url[64];                      /* http://127.0.0.1:<port> */
     pthread_t thread;
     _Atomic bool stop;
     _Atomic int nrequests;
@@ -252,6 +253,7 @@ static recorder *recorder_start(int status)
     recorder *r = calloc(1, sizeof *r);
     r->status = status;
     r->fd = silent_listener(&r->port);
+    snprintf(r->url, sizeof r->url, "http://127.0.0.1:%d", r->port);
     ck_assert_int_eq(pthread_create(&r->thread, NULL, recorder_thread, r), 0);
     return r;
 }
@@ -286,18 +288,28 @@ static char *write_file(const char *dir, const char *name, const char *content)
     return path;
 }
 
-static char *read_all(const char *path)
+/* The set-up of the tests that read what the pusher sent: a recorder
+ * answering `status`, and an auth file holding `auth` in a fresh temp dir. */
+typedef struct auth_recorder {
+    recorder *r;
+    char *dir;
+    char *auth_file;
+} auth_recorder;
+
+static auth_recorder auth_recorder_start(int status, const char *tag, const char *auth)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    pw_buf b = PW_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        pw_buf_append(&b, chunk, n);
-    fclose(f);
-    return b.data ? b.data : strdup("");
+    auth_recorder a = { .r = recorder_start(status), .dir = pw_test_tmpdir(tag) };
+    ck_assert_ptr_nonnull(a.dir);
+    a.auth_file = write_file(a.dir, "auth", auth);
+    return a;
+}
+
+static void auth_recorder_stop(auth_recorder *a)
+{
+    recorder_stop(a->r);
+    free(a->auth_file);
+    pw_test_rmrf(a->dir);
+    free(a->dir);
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -313,7 +325,6 @@ START_TEST(test_group_path_uses_base64_for_empty_slash_and_unsafe_values)
     pw_buf_reset(&b);
     pw_push_group_path(&b, "pipeline", "sink", "");
     ck_assert_str_eq(b.data, "/metrics/job/pipeline/stage/sink/instance@base64/=");
-    pw_buf_reset(&b);
     /* URL-safe alphabet: "?\?>" is "Pz8+" in standard base64. */
     pw_buf_reset(&b);
     pw_push_group_path(&b, "j/x", "?\?>", "host:9091");
@@ -496,15 +507,14 @@ END_TEST
 
 START_TEST(test_push_sends_put_with_text_format_and_basic_auth)
 {
-    recorder *r = recorder_start(200);
-    char *dir = pw_test_tmpdir("push-basic");
-    char *auth = write_file(dir, "auth", "pipe:s3cret:with-colon\n");
+    auth_recorder a = auth_recorder_start(200, "push-basic", "pipe:s3cret:with-colon\n");
+    recorder *r = a.r;
     stage s = stage_new();
     pw_counter_add(s.processed, 7);
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", r->port); /* trailing '/' is tolerated */
+    char url[80];
+    snprintf(url, sizeof url, "%s/", r->url); /* trailing '/' is tolerated */
     pw_push_config c = config(&s, url, "a/b", 5);
-    c.auth_file = auth;
+    c.auth_file = a.auth_file;
     pw_pusher *p = NULL;
     ck_assert_int_eq(pw_push_start(&c, &p), PW_OK);
     requests_at_least one = { r, 1 };
@@ -528,54 +538,43 @@ START_TEST(test_push_sends_put_with_text_format_and_basic_auth)
     ck_assert_msg(strncmp(r->requests[1], del, strlen(del)) == 0, "%s", r->requests[1]);
     ck_assert_ptr_nonnull(strstr(r->requests[1], "\r\nAuthorization: Basic "));
     ck_assert_ptr_null(strcasestr(r->requests[1], "Content-Type:")); /* no body, no type */
-    recorder_stop(r);
-    free(auth);
-    pw_test_rmrf(dir);
-    free(dir);
+    auth_recorder_stop(&a);
     pw_registry_free(s.reg);
 }
 END_TEST
 
 START_TEST(test_push_sends_bearer_token_from_auth_file)
 {
-    recorder *r = recorder_start(200);
-    char *dir = pw_test_tmpdir("push-bearer");
-    char *auth = write_file(dir, "auth", "Bearer tok.en-123\r\n");
+    auth_recorder a = auth_recorder_start(200, "push-bearer", "Bearer tok.en-123\r\n");
+    recorder *r = a.r;
     stage s = stage_new();
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", r->port);
-    pw_push_config c = config(&s, url, "i", 5);
-    c.auth_file = auth;
+    pw_push_config c = config(&s, r->url, "i", 5);
+    c.auth_file = a.auth_file;
     pw_pusher *p = NULL;
     ck_assert_int_eq(pw_push_start(&c, &p), PW_OK);
     requests_at_least one = { r, 1 };
     ck_assert(wait_until(recorder_has, &one, 10));
     ck_assert_msg(strstr(r->requests[0], "\r\nAuthorization: Bearer tok.en-123\r\n"), "%s", r->requests[0]);
     ck_assert_int_eq(pw_push_stop(p, 5, false), PW_OK);
-    recorder_stop(r);
-    free(auth);
-    pw_test_rmrf(dir);
-    free(dir);
+    auth_recorder_stop(&a);
     pw_registry_free(s.reg);
 }
 END_TEST
 
 START_TEST(test_http_error_status_is_a_failure_logged_without_credentials)
 {
-    recorder *r = recorder_start(500);
-    char *dir = pw_test_tmpdir("push-500");
-    char *auth = write_file(dir, "auth", "pipe:hunter2-secret\n");
+    auth_recorder a = auth_recorder_start(500, "push-500", "pipe:hunter2-secret\n");
     char logpath[4200];
-    snprintf(logpath, sizeof logpath, "%s/log", dir);
+    snprintf(logpath, sizeof logpath, "%s/log", a.dir);
     int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     ck_assert_int_ge(logfd, 0);
     pw_log_init("worker", "test", PW_LOG_DEBUG, logfd);
 
     stage s = stage_new();
     char url[96];
-    snprintf(url, sizeof url, "http://pipe:url-secret@127.0.0.1:%d", r->port);
+    snprintf(url, sizeof url, "http://pipe:url-secret@127.0.0.1:%d", a.r->port);
     pw_push_config c = config(&s, url, "i", 0.05);
-    c.auth_file = auth;
+    c.auth_file = a.auth_file;
     pw_pusher *p = NULL;
     ck_assert_int_eq(pw_push_start(&c, &p), PW_OK);
     at_least two = { p, &s, 2 };
@@ -585,7 +584,8 @@ START_TEST(test_http_error_status_is_a_failure_logged_without_credentials)
     pw_log_init("worker", "test", PW_LOG_DEBUG, 2);
     close(logfd);
 
-    char *log = read_all(logpath);
+    char *log = pw_test_read_file(logpath);
+    ck_assert_ptr_nonnull(log);
     ck_assert_msg(strstr(log, "\"msg\":\"push failed\""), "%s", log);
     ck_assert_msg(strstr(log, "\"status\":500"), "%s", log);
     ck_assert_msg(strstr(log, "\"msg\":\"final push failed\""), "%s", log);
@@ -593,10 +593,7 @@ START_TEST(test_http_error_status_is_a_failure_logged_without_credentials)
     /* Rate-limited: two-plus failures within the limiter interval, one line. */
     ck_assert_ptr_null(strstr(strstr(log, "\"msg\":\"push failed\"") + 1, "\"msg\":\"push failed\""));
     free(log);
-    recorder_stop(r);
-    free(auth);
-    pw_test_rmrf(dir);
-    free(dir);
+    auth_recorder_stop(&a);
     pw_registry_free(s.reg);
 }
 END_TEST
@@ -605,10 +602,8 @@ START_TEST(test_failures_back_off_exponentially)
 {
     recorder *r = recorder_start(503);
     stage s = stage_new();
-    char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", r->port);
     const double interval = 0.05;
-    pw_push_config c = config(&s, url, "i", interval);
+    pw_push_config c = config(&s, r->url, "i", interval);
     pw_pusher *p = NULL;
     ck_assert_int_eq(pw_push_start(&c, &p), PW_OK);
     requests_at_least five = { r, 5 };

@@ -1,9 +1,10 @@
 /*
  * test_wire.c: batch and ack framing (wire.h).
  *
- * Readers face the network: every test that feeds them damaged messages
- * copies the bytes into a heap block of exactly the message size, so that
- * under AddressSanitizer a read one byte past the end fails the test.
+ * Readers face the network: read_batch and read_ack below, and every test
+ * that drives a reader by hand, hand it a heap block of exactly the message
+ * size, so that under AddressSanitizer a read one byte past the end fails
+ * the test.
  */
 #include <check.h>
 #include <stdint.h>
@@ -18,39 +19,31 @@
 
 static uint64_t rng_state = 0x13198A2E03707344ull;
 
-static uint64_t rng(void)
-{
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng(void) { return pw_test_rng(&rng_state); }
 
-/* A heap copy of exactly len bytes (at least one byte allocated). */
 static unsigned char *exact_copy(const void *data, size_t len)
 {
-    unsigned char *p = malloc(len ? len : 1);
+    unsigned char *p = pw_test_exact_copy(data, len);
     ck_assert_ptr_nonnull(p);
-    if (len)
-        memcpy(p, data, len);
     return p;
 }
 
-/* Reads a whole batch; returns PW_OK with *items counted, or PW_EINVAL. */
-static int read_batch(const void *msg, size_t len, uint32_t *items)
+/* Reads a whole batch from an exact-size copy of data[0..len); returns
+ * PW_OK with *items counted, or PW_EINVAL. */
+static int read_batch(const void *data, size_t len, uint32_t *items)
 {
+    unsigned char *msg = exact_copy(data, len);
     pw_batch_reader r;
-    if (pw_batch_read_begin(&r, msg, len) != PW_OK)
-        return PW_EINVAL;
-    pw_batch_item it;
-    int rc;
+    int rc = pw_batch_read_begin(&r, msg, len) == PW_OK ? 1 : -1;
     uint32_t n = 0;
-    while ((rc = pw_batch_read_next(&r, &it)) == 1) {
+    pw_batch_item it;
+    while (rc == 1 && (rc = pw_batch_read_next(&r, &it)) == 1) {
         /* Whatever the reader hands out lies inside the message. */
-        ck_assert((const unsigned char *)it.bytes >= (const unsigned char *)msg);
-        ck_assert((const unsigned char *)it.bytes + it.len <= (const unsigned char *)msg + len);
+        ck_assert((const unsigned char *)it.bytes >= msg);
+        ck_assert((const unsigned char *)it.bytes + it.len <= msg + len);
         n++;
     }
+    free(msg);
     if (rc != 0)
         return PW_EINVAL;
     if (items)
@@ -58,16 +51,18 @@ static int read_batch(const void *msg, size_t len, uint32_t *items)
     return PW_OK;
 }
 
-static int read_ack(const void *msg, size_t len, uint32_t *ranges)
+/* Reads a whole ack from an exact-size copy of data[0..len); returns PW_OK
+ * with *ranges counted, or PW_EINVAL. */
+static int read_ack(const void *data, size_t len, uint32_t *ranges)
 {
+    unsigned char *msg = exact_copy(data, len);
     pw_ack_reader r;
-    if (pw_ack_read_begin(&r, msg, len) != PW_OK)
-        return PW_EINVAL;
+    int rc = pw_ack_read_begin(&r, msg, len) == PW_OK ? 1 : -1;
     uint64_t first;
     uint32_t n, count = 0;
-    int rc;
-    while ((rc = pw_ack_read_next(&r, &first, &n)) == 1)
+    while (rc == 1 && (rc = pw_ack_read_next(&r, &first, &n)) == 1)
         count++;
+    free(msg);
     if (rc != 0)
         return PW_EINVAL;
     if (ranges)
@@ -185,10 +180,8 @@ START_TEST(test_wire_batch_begin_resets_the_buffer_and_an_empty_batch_reads_as_e
     pw_batch_begin(&w, &buf, "", 0, 0);
     ck_assert_uint_eq(buf.len, 4 + 1 + 0 + 8 + 4);
     uint32_t items = 99;
-    unsigned char *msg = exact_copy(buf.data, buf.len);
-    ck_assert_int_eq(read_batch(msg, buf.len, &items), PW_OK);
+    ck_assert_int_eq(read_batch(buf.data, buf.len, &items), PW_OK);
     ck_assert_uint_eq(items, 0);
-    free(msg);
     pw_buf_free(&buf);
 }
 END_TEST
@@ -232,9 +225,7 @@ START_TEST(test_wire_batch_reader_rejects_every_truncation)
     sample_batch(&buf);
     ck_assert_int_eq(read_batch(buf.data, buf.len, NULL), PW_OK);
     for (size_t len = 0; len < buf.len; len++) {
-        unsigned char *msg = exact_copy(buf.data, len);
-        ck_assert_msg(read_batch(msg, len, NULL) == PW_EINVAL, "prefix of %zu bytes accepted", len);
-        free(msg);
+        ck_assert_msg(read_batch(buf.data, len, NULL) == PW_EINVAL, "prefix of %zu bytes accepted", len);
     }
     pw_buf_free(&buf);
 }
@@ -245,9 +236,7 @@ START_TEST(test_wire_batch_reader_rejects_trailing_bytes)
     pw_buf buf = PW_BUF_INIT;
     sample_batch(&buf);
     pw_buf_append_char(&buf, 'x');
-    unsigned char *msg = exact_copy(buf.data, buf.len);
-    ck_assert_int_eq(read_batch(msg, buf.len, NULL), PW_EINVAL);
-    free(msg);
+    ck_assert_int_eq(read_batch(buf.data, buf.len, NULL), PW_EINVAL);
     pw_buf_free(&buf);
 }
 END_TEST
@@ -263,27 +252,21 @@ START_TEST(test_wire_batch_reader_rejects_lying_counts_and_lengths)
     for (size_t i = 0; i < PW_ARRAY_LEN(counts); i++) {
         sample_batch(&buf);
         put_u32(&buf, count_at, counts[i]);
-        unsigned char *msg = exact_copy(buf.data, buf.len);
-        ck_assert_msg(read_batch(msg, buf.len, NULL) == PW_EINVAL, "count %u accepted", counts[i]);
-        free(msg);
+        ck_assert_msg(read_batch(buf.data, buf.len, NULL) == PW_EINVAL, "count %u accepted", counts[i]);
     }
     static const uint32_t lens[] = { 0, 6, 8, 100, 0x7FFFFFFF, UINT32_MAX };
     for (size_t i = 0; i < PW_ARRAY_LEN(lens); i++) {
         sample_batch(&buf);
         ck_assert_int_eq(memcmp(buf.data + first_bytes, "{\"a\":1}", 7), 0);
         put_u32(&buf, first_len_at, lens[i]);
-        unsigned char *msg = exact_copy(buf.data, buf.len);
-        ck_assert_msg(read_batch(msg, buf.len, NULL) == PW_EINVAL, "len %u accepted", lens[i]);
-        free(msg);
+        ck_assert_msg(read_batch(buf.data, buf.len, NULL) == PW_EINVAL, "len %u accepted", lens[i]);
     }
     /* A producer length beyond the maximum or beyond the message. */
     static const unsigned char plens[] = { PW_WIRE_PRODUCER_MAX + 1, 200, 255 };
     for (size_t i = 0; i < PW_ARRAY_LEN(plens); i++) {
         sample_batch(&buf);
         buf.data[4] = (char)plens[i];
-        unsigned char *msg = exact_copy(buf.data, buf.len);
-        ck_assert_int_eq(read_batch(msg, buf.len, NULL), PW_EINVAL);
-        free(msg);
+        ck_assert_int_eq(read_batch(buf.data, buf.len, NULL), PW_EINVAL);
     }
     pw_buf_free(&buf);
 }
@@ -298,9 +281,7 @@ START_TEST(test_wire_batch_reader_survives_random_damage)
         for (int k = 0; k < flips; k++)
             buf.data[4 + rng() % (buf.len - 4)] = (char)rng();
         size_t len = buf.len - (size_t)(rng() % 3 == 0 ? rng() % buf.len : 0);
-        unsigned char *msg = exact_copy(buf.data, len);
-        (void)read_batch(msg, len, NULL); /* any answer, but no bad read */
-        free(msg);
+        (void)read_batch(buf.data, len, NULL); /* any answer, but no bad read */
     }
     pw_buf_free(&buf);
 }
@@ -385,10 +366,8 @@ START_TEST(test_wire_ack_with_no_seqs_is_valid_and_empty)
     pw_ack_begin(&w, &buf, "p1", 2, 1);
     pw_ack_finish(&w);
     uint32_t ranges = 99;
-    unsigned char *msg = exact_copy(buf.data, buf.len);
-    ck_assert_int_eq(read_ack(msg, buf.len, &ranges), PW_OK);
+    ck_assert_int_eq(read_ack(buf.data, buf.len, &ranges), PW_OK);
     ck_assert_uint_eq(ranges, 0);
-    free(msg);
     pw_buf_free(&buf);
 }
 END_TEST
@@ -409,9 +388,7 @@ START_TEST(test_wire_ack_reader_rejects_every_truncation)
     sample_ack(&buf, "p1");
     ck_assert_int_eq(read_ack(buf.data, buf.len, NULL), PW_OK);
     for (size_t len = 0; len < buf.len; len++) {
-        unsigned char *msg = exact_copy(buf.data, len);
-        ck_assert_msg(read_ack(msg, len, NULL) == PW_EINVAL, "prefix of %zu bytes accepted", len);
-        free(msg);
+        ck_assert_msg(read_ack(buf.data, len, NULL) == PW_EINVAL, "prefix of %zu bytes accepted", len);
     }
     /* An empty ZeroMQ message may come with no data pointer at all. */
     pw_ack_reader r;
@@ -420,9 +397,7 @@ START_TEST(test_wire_ack_reader_rejects_every_truncation)
     ck_assert_int_eq(pw_batch_read_begin(&br, NULL, 0), PW_EINVAL);
     /* ...and one byte too many. */
     pw_buf_append_char(&buf, 0);
-    unsigned char *msg = exact_copy(buf.data, buf.len);
-    ck_assert_int_eq(read_ack(msg, buf.len, NULL), PW_EINVAL);
-    free(msg);
+    ck_assert_int_eq(read_ack(buf.data, buf.len, NULL), PW_EINVAL);
     pw_buf_free(&buf);
 }
 END_TEST
@@ -435,9 +410,7 @@ START_TEST(test_wire_ack_reader_rejects_lying_counts_and_bad_headers)
     for (size_t i = 0; i < PW_ARRAY_LEN(counts); i++) {
         sample_ack(&buf, "p1");
         put_u32(&buf, 15, counts[i]);
-        unsigned char *msg = exact_copy(buf.data, buf.len);
-        ck_assert_msg(read_ack(msg, buf.len, NULL) == PW_EINVAL, "count %u accepted", counts[i]);
-        free(msg);
+        ck_assert_msg(read_ack(buf.data, buf.len, NULL) == PW_EINVAL, "count %u accepted", counts[i]);
     }
     /* Wrong magic. */
     sample_ack(&buf, "p1");
@@ -446,9 +419,7 @@ START_TEST(test_wire_ack_reader_rejects_lying_counts_and_bad_headers)
     /* No NUL within the longest producer name. */
     char name[PW_WIRE_PRODUCER_MAX + 20];
     memset(name, 'n', sizeof name);
-    unsigned char *msg = exact_copy(name, sizeof name);
-    ck_assert_int_eq(read_ack(msg, sizeof name, NULL), PW_EINVAL);
-    free(msg);
+    ck_assert_int_eq(read_ack(name, sizeof name, NULL), PW_EINVAL);
     /* The longest name is fine. */
     name[PW_WIRE_PRODUCER_MAX] = '\0';
     sample_ack(&buf, name);
@@ -468,9 +439,7 @@ START_TEST(test_wire_ack_reader_survives_random_damage)
         for (int k = 0; k < flips; k++)
             buf.data[rng() % buf.len] = (char)rng();
         size_t len = buf.len - (size_t)(rng() % 3 == 0 ? rng() % buf.len : 0);
-        unsigned char *msg = exact_copy(buf.data, len);
-        (void)read_ack(msg, len, NULL);
-        free(msg);
+        (void)read_ack(buf.data, len, NULL);
     }
     pw_buf_free(&buf);
 }
