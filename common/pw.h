@@ -26,7 +26,6 @@ enum pw_status {
     PW_ENOMEM = -3,
     PW_EIO = -4,       /* file or socket I/O failed */
     PW_ETIMEDOUT = -5,
-    PW_EAGAIN = -6,    /* nothing available now; try again */
 };
 
 /* Exit codes of the stages (SPEC: bad usage 2, runtime failure 1). */

@@ -509,8 +509,12 @@ static int run(sink *s)
         }
         uint64_t now = pw_now_ns();
         rc = flush(s, now);
+        /* dedup_overflows > 0 means a producer's --max-in-flight exceeds
+         * --dedup-window: duplicates may then slip through. */
         pw_field extra[] = { PW_UINT("dead_lettered", pw_counter_get(s->dead_lettered)),
-                             PW_UINT("duplicates", pw_counter_get(s->duplicates)) };
+                             PW_UINT("duplicates", pw_counter_get(s->duplicates)),
+                             PW_UINT("dedup_overflows", pw_dedup_overflows(s->dedup)),
+                             PW_UINT("dedup_evictions", pw_dedup_evictions(s->dedup)) };
         pw_stage_stats(&s->st, now, extra, PW_ARRAY_LEN(extra));
         if (stopping && taken == 0)
             break; /* drained: nothing more was waiting */
