@@ -17,27 +17,41 @@ import sys
 import time
 import urllib.request
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+# The Prometheus text exposition format, as the Pushgateway's /metrics
+# serves it.  parse_samples is the one parser of it in the repository: the
+# integration tests (tests/integration/pwtest.py) and bench/run import it.
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?[0-9]+)?$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+ESCAPE = re.compile(r'\\(.)')
 
 
-def scrape(url):
-    with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=3) as r:
-        body = r.read().decode("utf-8", "replace")
-    groups = {}
+def unescape(value):
+    """A label value as written between the quotes: \\\\, \\" and \\n escaped."""
+    return ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
+def parse_samples(body):
+    """Yields (name, {label: value}, value) for every sample line of a
+    text-format body; comments, blank lines and what does not parse are skipped."""
     for line in body.splitlines():
         if not line or line[0] == "#":
             continue
         m = SAMPLE.match(line)
         if not m:
             continue
-        labels = dict(LABEL.findall(m.group(2) or ""))
+        labels = {k: unescape(v) for k, v in LABEL.findall(m.group(2) or "")}
+        yield m.group(1), labels, float(m.group(3))
+
+
+def scrape(url):
+    with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=3) as r:
+        body = r.read().decode("utf-8", "replace")
+    groups = {}
+    for name, labels, value in parse_samples(body):
         if "stage" not in labels:
             continue
         key = (labels.get("job", ""), labels["stage"], labels.get("instance", ""))
         g = groups.setdefault(key, {})
-        name = m.group(1)
-        value = float(m.group(3))
         if name == "pipeline_errors_total":
             g["errors"] = g.get("errors", 0) + value
         else:

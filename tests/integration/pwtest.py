@@ -5,6 +5,7 @@ parallel under `meson test`.  Processes are stopped by PID.  Waiting is
 always "poll a condition until a deadline" (wait_for), never a bare sleep.
 """
 import base64
+import datetime
 import json
 import os
 import re
@@ -19,6 +20,11 @@ import urllib.request
 
 BUILD = os.environ.get("PW_BUILD_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
 SOURCE = os.environ.get("PW_SOURCE_ROOT") or os.path.join(os.path.dirname(__file__), "..", "..")
+
+# The Prometheus text-format parser is the one `./pipeline status` uses.
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
+sys.path.insert(0, os.path.join(SOURCE, "scripts"))
+from pipeline_status import parse_samples  # noqa: E402
 # Sanitizer builds are several times slower; tests scale their sizes down.
 SANITIZED = "san" in os.path.basename(os.path.normpath(BUILD)) or os.environ.get("PW_SANITIZED") == "1"
 
@@ -128,22 +134,34 @@ class Proc:
             return f.read().decode("utf-8", "replace")
 
 
+def start_server(name, argv_for_port, tmp, ready, timeout=15):
+    """Starts a server on a free loopback port, retrying with another port if
+    it does not come up (the port may have been taken meanwhile).
+    argv_for_port(port) -> argv; ready(port) -> True once it answers.
+    Returns (Proc, port)."""
+    for _ in range(5):
+        port = free_port()
+        proc = Proc(name, argv_for_port(port), tmp)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.alive():
+            if ready(port):
+                return proc, port
+            time.sleep(0.05)
+        log("%s did not become ready on port %d: %s" % (name, port, proc.stderr()[-2000:]))
+        proc.kill9()
+    fail("could not start " + name)
+
+
+def pushgateway_exe():
+    return shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
+
+
 class Pushgateway:
     def __init__(self, tmp):
-        for _ in range(5):
-            self.port = free_port()
-            self.proc = Proc("pushgateway", [
-                shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway",
-                "--web.listen-address=127.0.0.1:%d" % self.port,
-                "--persistence.file=" + os.path.join(tmp, "pushgateway.data"),
-                "--log.level=warn"], tmp)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and self.proc.alive():
-                if http_get(self.url + "/-/ready", 1)[0] == 200:
-                    return
-                time.sleep(0.05)
-            self.proc.kill9()
-        fail("could not start prometheus-pushgateway")
+        self.proc, self.port = start_server("pushgateway", lambda port: [
+            pushgateway_exe(), "--web.listen-address=127.0.0.1:%d" % port,
+            "--persistence.file=" + os.path.join(tmp, "pushgateway.data"),
+            "--log.level=warn"], tmp, lambda port: http_get("http://127.0.0.1:%d/-/ready" % port, 1)[0] == 200)
 
     @property
     def url(self):
@@ -157,33 +175,27 @@ class Pushgateway:
 
     def value(self, name, **labels):
         """Sum of the samples of `name` whose labels include `labels`."""
-        total, found = 0.0, False
-        for (n, ls), v in self.samples().items():
-            d = dict(ls)
-            if n == name and all(d.get(k) == val for k, val in labels.items()):
-                total += v
-                found = True
-        return total if found else None
+        return sum_samples(self.samples(), name, **labels)
 
     def stop(self):
         self.proc.stop()
 
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
 def parse_text_format(body):
-    out = {}
-    for line in body.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        labels = frozenset((k, v.encode().decode("unicode_escape")) for k, v in _LABEL.findall(m.group(2) or ""))
-        out[(m.group(1), labels)] = float(m.group(3))
-    return out
+    """{(name, frozenset(labels.items())): value} of a Prometheus text-format body."""
+    return {(name, frozenset(labels.items())): value for name, labels, value in parse_samples(body)}
+
+
+def sum_samples(samples, name, **labels):
+    """Sum of the samples (parse_text_format's dict) of `name` whose labels
+    include `labels`; None when there is none."""
+    total, found = 0.0, False
+    for (n, ls), v in samples.items():
+        d = dict(ls)
+        if n == name and all(d.get(k) == val for k, val in labels.items()):
+            total += v
+            found = True
+    return total if found else None
 
 
 def binary(stage):
@@ -339,3 +351,49 @@ def expected_reason(raw):
 
 def dead_letter_raw(d):
     return base64.b64decode(d["raw_b64"])
+
+
+def valid_record(producer, seq, amount=1.25):
+    """The bytes of one valid record, as a raw client would send it."""
+    return json.dumps({"id": "%s-%d" % (producer, seq), "seq": seq, "producer": producer, "ts": time.time(),
+                       "trace_id": "%032x" % (seq + 1), "kind": "order",
+                       "payload": {"user_id": seq, "amount": amount, "items": 1}}).encode()
+
+
+def log_seconds(ts):
+    """Seconds since the epoch of a log line's ts (RFC 3339 UTC with
+    milliseconds, e.g. 2026-11-29T12:00:38.306Z)."""
+    return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def send_to_ack_seconds(prod, what="producer"):
+    """Seconds from a producer's first send ("sink is listening; sending
+    records") to its last ack ("all records acknowledged"), by its own log
+    clock: unlike process exit, without the final push."""
+    logs = prod.logs()
+    start = [l for l in logs if l["msg"] == "sink is listening; sending records"]
+    end = [l for l in logs if l["msg"] == "all records acknowledged"]
+    check(start and end, "%s log lacks its first-send or all-acknowledged line" % what)
+    return log_seconds(end[0]["ts"]) - log_seconds(start[0]["ts"])
+
+
+def kill9_mid_run(pipe, victim, count, rate, after_kill=None):
+    """A paced run of `count` records (2 % faulty, --ack-timeout 1000) in
+    which `victim` is killed with SIGKILL once a third of them is written;
+    after_kill(lines) runs right after the kill, with the number of lines
+    in both files then (e.g. to restart the victim).  Then the producer
+    must finish cleanly and every id be written exactly once.
+    Returns the producer."""
+    prod = pipe.start_producer("--rate", str(rate), "--count", str(count), "--fault-rate", "0.02",
+                               "--ack-timeout", "1000")
+    wait_for(lambda: count_lines(pipe.out) >= count // 3, 60, "a third of the records written")
+    victim.kill9()
+    lines = count_lines(pipe.out) + count_lines(pipe.dead)
+    log("killed %s (pid %d) with %d lines written" % (victim.name, victim.pid, lines))
+    if after_kill:
+        after_kill(lines)
+    rc = prod.wait(120)
+    check(rc == 0, "producer exited %s" % rc)
+    pipe.assert_exactly_once("p1", count)
+    return prod

@@ -30,7 +30,7 @@ import time
 import zmq
 
 import pwtest
-from pwtest import Pipeline, Pushgateway, check, log, wait_for
+from pwtest import Pipeline, Pushgateway, check, log, valid_record, wait_for
 
 SCALE = 5 if pwtest.SANITIZED else 1
 FLOOD = 100000 // SCALE
@@ -96,12 +96,6 @@ def garbage(rnd, i):
     if k == 7:
         return rnd.choice([b'{"id":1}', b"[1,2,3]", b"null", b'"str"', b"{}", b'{"seq":-1,"payload":[]}'])
     return "".join(chr(rnd.randint(0x20, 0x2FFF)) for _ in range(rnd.randint(1, 200))).encode("utf-8", "replace")
-
-
-def valid_record(producer, seq):
-    return json.dumps({"id": "%s-%d" % (producer, seq), "seq": seq, "producer": producer, "ts": time.time(),
-                       "trace_id": "%032x" % (seq + 1), "kind": "order",
-                       "payload": {"user_id": seq, "amount": 1.25, "items": 1}}).encode()
 
 
 def tail_has(path, needle):
@@ -187,7 +181,6 @@ def test_sink():
                      "the sink to get through %d hostile messages" % hi)
             check(sink.alive(), "sink died under hostile input")
             samples.append(rss_bytes(sink.pid))
-        dead = pwtest.count_lines(pipe.dead)
         outs, deads = pipe.read_files()
         garbage_dead = len([d for d in deads if d.get("reason") == "malformed_json" and d.get("producer") is None])
         check(garbage_dead == FLOOD, "%d of %d garbage messages dead-lettered" % (garbage_dead, FLOOD))

@@ -11,16 +11,14 @@
    record arrives exactly once; nothing an intruder sent is in the files
    and the intruders' processed counters at the Pushgateway stay 0.
 3. A binding stage with a secret key but no allow list refuses to start."""
-import json
 import os
 import subprocess
-import time
 
 import zmq
 import zmq.utils.monitor as zmon
 
 import pwtest
-from pwtest import Pipeline, Pushgateway, binary, check, log, wait_for
+from pwtest import Pipeline, Pushgateway, binary, check, log, valid_record, wait_for
 
 KEYS_SCRIPT = os.path.join(pwtest.SOURCE, "scripts", "keys")
 COUNT = 400 if pwtest.SANITIZED else 2000
@@ -108,12 +106,6 @@ class Intruder:
         self.sock.close(0)
 
 
-def evil_record(seq):
-    return json.dumps({"id": "evil-%d" % seq, "seq": seq, "producer": "evil", "ts": time.time(),
-                       "trace_id": "%032x" % (seq + 1), "kind": "order",
-                       "payload": {"user_id": seq, "amount": 1.0, "items": 1}}).encode()
-
-
 def part_intruders_refused():
     pipe = Pipeline("curve-intruder")
     gw = Pushgateway(pipe.tmp)
@@ -143,7 +135,7 @@ def part_intruders_refused():
         for it in intruders:
             if it.sock.socket_type == zmq.PUSH:
                 for seq in range(count):  # queued; sent if a handshake ever succeeds
-                    it.sock.send(evil_record(seq), zmq.NOBLOCK)
+                    it.sock.send(valid_record("evil", seq), zmq.NOBLOCK)
 
         # Positive evidence first: every raw client saw its handshake refused,
         # and both binding stages logged the refused worker key.

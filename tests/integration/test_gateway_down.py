@@ -7,15 +7,9 @@ are printed for the record."""
 import socket
 import time
 
-from pwtest import Pipeline, Pushgateway, SANITIZED, check, free_port, log
+from pwtest import Pipeline, Pushgateway, SANITIZED, check, free_port, log, send_to_ack_seconds
 
 COUNT = 30000 if SANITIZED else 150000
-
-
-def log_seconds(ts):
-    """Seconds of an RFC 3339 log timestamp like 2026-11-29T12:00:38.306Z."""
-    import datetime
-    return datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
 
 def run_once(tag, gateway_url):
@@ -30,11 +24,7 @@ def run_once(tag, gateway_url):
         # From the first send to the last ack, by the producer's own log
         # clock: process exit also includes the final push, which against
         # a hanging gateway rightly waits out its timeout.
-        logs = prod.logs()
-        start = [l for l in logs if l["msg"] == "sink is listening; sending records"]
-        end = [l for l in logs if l["msg"] == "all records acknowledged"]
-        check(start and end, "[%s] producer log lacks start or end line" % tag)
-        elapsed = log_seconds(end[0]["ts"]) - log_seconds(start[0]["ts"])
+        elapsed = send_to_ack_seconds(prod, "[%s] producer" % tag)
         check(rc == 0, "[%s] producer exited %s" % (tag, rc))
         pipe.assert_exactly_once("p1", COUNT)
         for p in pipe.procs:

@@ -2,20 +2,12 @@
 10 MiB message, deep nesting, invalid UTF-8, empty, a JSON array, a lying
 batch header.  The worker survives, counts each under the right reason,
 the sink dead-letters each, and valid records sent afterwards arrive."""
-import json
-import os
 import random
-import time
 
 import zmq
 
-from pwtest import Pipeline, Pushgateway, check, dead_letter_raw, log, wait_for
-
-
-def valid_record(seq):
-    return json.dumps({"id": "ext-%d" % seq, "seq": seq, "producer": "ext", "ts": time.time(),
-                       "trace_id": "%032x" % (seq + 1), "kind": "order",
-                       "payload": {"user_id": seq, "amount": 1.25, "items": 1}}).encode()
+from pwtest import (Pipeline, Pushgateway, check, dead_letter_raw, expected_reason, log, valid_record,
+                    wait_for)
 
 
 def main():
@@ -43,12 +35,11 @@ def main():
              + b"\x7f\x7f\x7f\x7f"),
         ]
         # Random bytes can happen to be valid UTF-8 or not; the oracle decides.
-        from pwtest import expected_reason
         hostile[0] = (expected_reason(hostile[0][1]), hostile[0][1])
         for reason, msg in hostile:
             push.send(msg)
         for seq in range(100):
-            push.send(valid_record(seq))
+            push.send(valid_record("ext", seq))
 
         def delivered():
             # The sink writes the output file and then the dead-letter file:
@@ -80,7 +71,8 @@ def main():
     finally:
         push.close(0)
         ctx.term()
-        pipe.stop_all() if ok else None
+        if ok:
+            pipe.stop_all()
         pipe.cleanup(ok)
         gw.stop()
 

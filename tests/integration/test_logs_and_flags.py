@@ -2,11 +2,12 @@
 stage, msg (and instance); bad flags exit 2 with a one-line message naming
 the flag; --help and --version exit 0; a runtime failure (cannot bind)
 is a JSON error line and exit 1."""
+import json
 import re
+import socket
 import subprocess
-import time
 
-from pwtest import Pipeline, binary, check, count_lines, free_port, log, wait_for
+from pwtest import Pipeline, binary, check, free_port, log
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -68,8 +69,6 @@ def main():
 
         # Runtime failure: the port is taken -> JSON error line, exit 1.
         busy = Pipeline("logs-busy")
-        busy.out_port = pipe.out_port
-        import socket
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         s.listen(1)
@@ -79,7 +78,6 @@ def main():
                            timeout=20)
         s.close()
         check(r.returncode == 1, "sink on a taken port exited %d, not 1" % r.returncode)
-        import json
         errs = [json.loads(l) for l in r.stdout.splitlines() if '"error"' in l]
         check(any(e["level"] == "error" and "bind" in e["msg"] for e in errs),
               "no JSON error line about the bind: %r" % r.stdout)

@@ -20,11 +20,11 @@ import os
 import shutil
 import ssl
 import subprocess
-import time
+import urllib.error
 import urllib.request
 
 import pwtest
-from pwtest import Pipeline, Proc, binary, check, fail, free_port, log, wait_for
+from pwtest import Pipeline, check, fail, log, wait_for
 
 USER = "pusher"
 PASSWORD = "s3cret-Pa55-%d" % os.getpid()
@@ -83,35 +83,25 @@ class SecureGateway:
             f.write("basic_auth_users:\n  %s: '%s'\n" % (USER, hashed))
             if tls:
                 f.write("tls_server_config:\n  cert_file: %s\n  key_file: %s\n" % tls)
-        scheme = "https" if tls else "http"
-        for _ in range(5):
-            self.port = free_port()
-            self.url = "%s://127.0.0.1:%d" % (scheme, self.port)
-            self.proc = Proc(name, [shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway",
-                                    "--web.listen-address=127.0.0.1:%d" % self.port,
-                                    "--web.config.file=" + config, "--log.level=warn"], tmp)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and self.proc.alive():
-                if http_get(self.url + "/-/ready", self.cafile, timeout=1)[0] == 200:
-                    # The gate is really closed: no or wrong credentials are refused.
-                    check(http_get(self.url + "/metrics", self.cafile, user=None)[0] == 401,
-                          "%s answered without credentials" % name)
-                    check(http_get(self.url + "/metrics", self.cafile, password=WRONG)[0] == 401,
-                          "%s answered a wrong password" % name)
-                    return
-                time.sleep(0.05)
-            self.proc.kill9()
-        fail("could not start prometheus-pushgateway with %s" % config)
+        self.scheme = "https" if tls else "http"
+        self.proc, self.port = pwtest.start_server(name, lambda port: [
+            pwtest.pushgateway_exe(), "--web.listen-address=127.0.0.1:%d" % port,
+            "--web.config.file=" + config, "--log.level=warn"], tmp,
+            lambda port: http_get(self.url_for(port) + "/-/ready", self.cafile, timeout=1)[0] == 200)
+        self.url = self.url_for(self.port)
+        # The gate is really closed: no or wrong credentials are refused.
+        check(http_get(self.url + "/metrics", self.cafile, user=None)[0] == 401,
+              "%s answered without credentials" % name)
+        check(http_get(self.url + "/metrics", self.cafile, password=WRONG)[0] == 401,
+              "%s answered a wrong password" % name)
+
+    def url_for(self, port):
+        return "%s://127.0.0.1:%d" % (self.scheme, port)
 
     def value(self, name, **labels):
         status, body = http_get(self.url + "/metrics", self.cafile)
         check(status == 200, "gateway /metrics answered %s" % status)
-        total, found = 0.0, False
-        for (n, ls), v in pwtest.parse_text_format(body).items():
-            d = dict(ls)
-            if n == name and all(d.get(k) == val for k, val in labels.items()):
-                total, found = total + v, True
-        return total if found else None
+        return pwtest.sum_samples(pwtest.parse_text_format(body), name, **labels)
 
 
 def write_secret(tmp, name, text):

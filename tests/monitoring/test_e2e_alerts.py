@@ -42,7 +42,8 @@ import urllib.request
 SOURCE = os.environ.get("PW_SOURCE_ROOT") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
 
-from pwtest import (Pipeline, Proc, Pushgateway, SANITIZED, check, fail, free_port, http_get, log,  # noqa: E402
+import pwtest  # noqa: E402
+from pwtest import (Pipeline, Pushgateway, SANITIZED, check, free_port, http_get, log,  # noqa: E402
                     wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -95,18 +96,9 @@ def write_prometheus_config(path, rules_dir, gateway_port, am_port):
 
 def start_server(name, argv_for_port, tmp, ready_path):
     """Starts a server on a free port (retrying if the port got taken)."""
-    for _ in range(5):
-        port = free_port()
-        proc = Proc(name, argv_for_port(port), tmp)
-        url = "http://127.0.0.1:%d" % port
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.alive():
-            if http_get(url + ready_path, 1)[0] == 200:
-                return proc, port
-            time.sleep(0.1)
-        log("%s did not become ready on port %d: %s" % (name, port, proc.stderr()[-2000:]))
-        proc.kill9()
-    fail("could not start " + name)
+    return pwtest.start_server(name, argv_for_port, tmp,
+                               lambda port: http_get("http://127.0.0.1:%d%s" % (port, ready_path), 1)[0] == 200,
+                               timeout=60)
 
 
 def get_json(url):
