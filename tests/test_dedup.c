@@ -109,6 +109,28 @@ START_TEST(test_dedup_pinned_stream_is_never_evicted)
 }
 END_TEST
 
+START_TEST(test_dedup_pins_are_counted_per_pending_ack)
+{
+    /* Two acks pending for stream a; one is sent: a must stay pinned. */
+    pw_dedup *d = pw_dedup_new(64, 2);
+    pw_dedup_stream *a = pw_dedup_stream_get(d, "a", 1, 1);
+    pw_dedup_mark(a, 0);
+    pw_dedup_stream_pin(a, true);
+    pw_dedup_stream_pin(a, true);
+    pw_dedup_stream_pin(a, false);
+    pw_dedup_stream_get(d, "b", 1, 1);
+    pw_dedup_stream_get(d, "c", 1, 1); /* evicts b: a still holds a pin */
+    ck_assert_ptr_eq(pw_dedup_stream_get(d, "a", 1, 1), a);
+    ck_assert_int_eq(pw_dedup_mark(a, 0), 0);
+    pw_dedup_stream_pin(a, false);
+    pw_dedup_stream_get(d, "c", 1, 1); /* c is now the most recent */
+    pw_dedup_stream_get(d, "e", 1, 1); /* evicts a, unpinned and least recent */
+    pw_dedup_stream *again = pw_dedup_stream_get(d, "a", 1, 1);
+    ck_assert_int_eq(pw_dedup_mark(again, 0), 1); /* forgotten: a fresh stream */
+    pw_dedup_free(d);
+}
+END_TEST
+
 START_TEST(test_dedup_seq_beyond_window_slides_and_is_counted)
 {
     pw_dedup *d = pw_dedup_new(128, 1);
@@ -132,6 +154,7 @@ int main(void)
     tcase_add_test(tc, test_dedup_separates_streams_by_producer_and_run);
     tcase_add_test(tc, test_dedup_memory_is_bounded_by_window_and_streams);
     tcase_add_test(tc, test_dedup_pinned_stream_is_never_evicted);
+    tcase_add_test(tc, test_dedup_pins_are_counted_per_pending_ack);
     tcase_add_test(tc, test_dedup_seq_beyond_window_slides_and_is_counted);
     suite_add_tcase(s, tc);
     return pw_test_run(s);
