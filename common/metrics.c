@@ -53,6 +53,7 @@ enum family_kind {
     FAMILY_COUNTER_VEC,
     FAMILY_GAUGE,
     FAMILY_GAUGE_LABELLED,
+    FAMILY_AGE,
     FAMILY_HISTOGRAM,
     FAMILY_PROCESS_CPU,
     FAMILY_PROCESS_RSS,
@@ -250,6 +251,21 @@ pw_gauge *pw_gauge_register(pw_registry *reg, const char *name, const char *help
         return NULL;
     atomic_init(&f->m.gauge.bits, pw_double_bits(0.0));
     return family_add(reg, f) ? &f->m.gauge : NULL;
+}
+
+pw_gauge *pw_age_register(pw_registry *reg, const char *name, const char *help)
+{
+    family *f = family_new(reg, FAMILY_AGE, name, help);
+    if (!f)
+        return NULL;
+    atomic_init(&f->m.gauge.bits, pw_double_bits(0.0));
+    return family_add(reg, f) ? &f->m.gauge : NULL;
+}
+
+double pw_age_value(const pw_gauge *g, double wall_now)
+{
+    double since = pw_gauge_get(g);
+    return since > 0 && wall_now > since ? wall_now - since : 0;
 }
 
 pw_gauge *pw_gauge_register_labelled(pw_registry *reg, const char *name, const char *help,
@@ -611,6 +627,11 @@ int pw_registry_encode(pw_registry *reg, pw_buf *out)
             append_header(out, f, "gauge");
             append_series(out, f->name, NULL, f->label, f->values[0]);
             append_double_line(out, pw_gauge_get(&f->m.gauge));
+            break;
+        case FAMILY_AGE:
+            append_header(out, f, "gauge");
+            append_series(out, f->name, NULL, NULL, NULL);
+            append_double_line(out, pw_age_value(&f->m.gauge, pw_wall_seconds()));
             break;
         case FAMILY_HISTOGRAM:
             encode_histogram(out, f);

@@ -68,6 +68,13 @@ pw_gauge *pw_gauge_register(pw_registry *reg, const char *name, const char *help
 /* A gauge with one constant label pair, e.g. pipeline_build_info{version="0.1.0"}. */
 pw_gauge *pw_gauge_register_labelled(pw_registry *reg, const char *name, const char *help,
                                      const char *label, const char *value);
+/* An age: the gauge holds a wall-clock time (Unix seconds) and is encoded
+ * as now - that time, read at encode time, so the value keeps growing when
+ * nothing updates it (a stalled stage's lag climbs by one second per
+ * second).  0 means "nothing is waiting" and encodes as 0.  Set it with
+ * pw_gauge_set(g, since); pw_age_value() gives what would be encoded. */
+pw_gauge *pw_age_register(pw_registry *reg, const char *name, const char *help);
+double pw_age_value(const pw_gauge *g, double wall_now);
 /* bounds: ascending finite upper bounds (the +Inf bucket is implicit). */
 pw_histogram *pw_histogram_register(pw_registry *reg, const char *name, const char *help,
                                     const double *bounds, size_t nbounds);

@@ -61,8 +61,12 @@ int pw_stage_init(pw_stage *st)
     st->errors = pw_counter_vec_register(st->registry, "pipeline_errors_total",
                                          "Records or operations that failed, by reason.", "reason",
                                          reasons, PW_REASON_COUNT);
-    st->lag = pw_gauge_register(st->registry, "pipeline_lag_seconds",
-                                "Now minus the event time of the newest record this stage handled.");
+    /* An age gauge: the stage sets the event time it has completed up to
+     * (its watermark, 0 when it holds nothing), the encoder pushes now
+     * minus it, so a stalled stage's lag climbs between updates. */
+    st->lag = pw_age_register(st->registry, "pipeline_lag_seconds",
+                              "Freshness: now minus the event time this stage has completed everything "
+                              "up to (0 when nothing is waiting here); computed when pushed.");
     st->duration = pw_histogram_register(st->registry, "pipeline_record_duration_seconds",
                                          "Time a record spends inside this stage.",
                                          pw_buckets_stage_duration, pw_buckets_stage_duration_len);
@@ -150,7 +154,7 @@ void pw_stage_stats(pw_stage *st, uint64_t now_ns, const pw_field *extra, size_t
     size_t n = 0;
     f[n++] = PW_UINT("processed", processed);
     f[n++] = PW_DBL("rate", rate);
-    f[n++] = PW_DBL("lag_seconds", pw_gauge_get(st->lag));
+    f[n++] = PW_DBL("lag_seconds", pw_age_value(st->lag, pw_wall_seconds()));
     f[n++] = PW_UINT("errors", pw_stage_errors_total(st));
     for (size_t i = 0; i < nextra && n < PW_ARRAY_LEN(f); i++)
         f[n++] = extra[i];

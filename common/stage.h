@@ -65,7 +65,7 @@ typedef struct pw_stage {
     /* SPEC "every stage" metrics */
     pw_counter *processed;
     pw_counter_vec *errors;
-    pw_gauge *lag;
+    pw_gauge *lag;               /* an age (pw_age_register): set the watermark, 0 = caught up */
     pw_histogram *duration;
     pw_gauge *up;
     pw_gauge *build_info;

@@ -11,6 +11,8 @@
 
 static const char batch_magic[4] = { 'P', 'W', 'B', '1' };
 static const char ack_magic[4] = { 'P', 'W', 'A', '1' };
+static const char greeting_magic[4] = { 'P', 'W', 'G', '1' };
+static const char credit_magic[4] = { 'P', 'W', 'C', '1' };
 
 /* item header: u64 seq | u8 flags | f64 ts | u32 len */
 #define ITEM_HEADER 21
@@ -212,4 +214,50 @@ int pw_ack_read_next(pw_ack_reader *r, uint64_t *first, uint32_t *n)
     r->pos += 12;
     r->read++;
     return 1;
+}
+
+void pw_greeting_write(pw_buf *buf, const char *producer, size_t producer_len, uint64_t dedup_window)
+{
+    if (producer_len > PW_WIRE_PRODUCER_MAX)
+        producer_len = PW_WIRE_PRODUCER_MAX;
+    pw_buf_reset(buf);
+    pw_buf_append(buf, producer, producer_len);
+    pw_buf_append_char(buf, '\0');
+    pw_buf_append(buf, greeting_magic, 4);
+    pw_buf_append(buf, &dedup_window, 8);
+}
+
+int pw_greeting_read(const void *msg, size_t len, const char **producer, size_t *producer_len,
+                     uint64_t *dedup_window)
+{
+    if (len == 0)
+        return PW_EINVAL;
+    const unsigned char *p = msg;
+    const unsigned char *nul = memchr(p, '\0', len < PW_WIRE_PRODUCER_MAX + 1 ? len : PW_WIRE_PRODUCER_MAX + 1);
+    if (!nul)
+        return PW_EINVAL;
+    size_t head = (size_t)(nul - p) + 1;
+    if (len - head != 4 + 8 || memcmp(p + head, greeting_magic, 4) != 0)
+        return PW_EINVAL;
+    *producer = (const char *)p;
+    *producer_len = head - 1;
+    memcpy(dedup_window, p + head + 4, 8);
+    return PW_OK;
+}
+
+void pw_credit_write(pw_buf *buf, uint32_t grant, uint32_t outstanding)
+{
+    pw_buf_reset(buf);
+    pw_buf_append(buf, credit_magic, 4);
+    pw_buf_append(buf, &grant, 4);
+    pw_buf_append(buf, &outstanding, 4);
+}
+
+int pw_credit_read(const void *msg, size_t len, uint32_t *grant, uint32_t *outstanding)
+{
+    if (len != PW_WIRE_CREDIT_LEN || memcmp(msg, credit_magic, 4) != 0)
+        return PW_EINVAL;
+    memcpy(grant, (const unsigned char *)msg + 4, 4);
+    memcpy(outstanding, (const unsigned char *)msg + 8, 4);
+    return PW_OK;
 }

@@ -24,6 +24,22 @@
  *   producer | '\0' | "PWA1" | u64 run | u32 count | count x ( u64 first | u32 n )
  * acknowledging seqs first..first+n-1 of that stream.
  *
+ * Greeting (sink PUB -> producer SUB, answer to each subscription):
+ *   producer | '\0' | "PWG1" | u64 dedup_window
+ * Until a producer has seen it, its acks would be dropped (PUB sends
+ * nothing to a subscriber it has not heard from); dedup_window is the
+ * number of seqs the sink remembers above a stream's contiguous mark, and
+ * the producer never lets its in-flight span exceed it.
+ *
+ * Credit (worker DEALER -> producer ROUTER):
+ *   "PWC1" | u32 grant | u32 outstanding
+ * grant: records the worker asks for on top of what it asked before;
+ * outstanding: the worker's own count, after this grant, of records it has
+ * asked this producer for and not yet received.  A producer that does not
+ * know the worker (it restarted, or had declared the worker lost) starts
+ * from `outstanding`; one that does adds `grant`.  A worker sends one at
+ * least every PW_WIRE_HEARTBEAT_MS, with grant 0 when it has nothing to ask.
+ *
  * Readers check every length against the message size: a truncated or
  * lying message yields PW_EINVAL, never a read past the end.
  * Writers append to a reusable pw_buf (no allocation once warm).
@@ -38,6 +54,18 @@
 #include "buf.h"
 
 #define PW_WIRE_PRODUCER_MAX 64
+
+/* The largest producer -> worker message, and so the byte limit of a batch
+ * the producer builds (it stops adding records before crossing it) and the
+ * ZMQ_MAXMSGSIZE of the worker's input sockets.  A single record larger
+ * than this (only a hostile client sends one) makes the receiving worker
+ * drop that peer's connection; it never reaches a pipewatch producer. */
+#define PW_WIRE_MAX_MESSAGE (16u * 1024 * 1024)
+/* The largest worker -> sink message.  A worker ends a result batch once it
+ * reaches PW_WIRE_MAX_MESSAGE; the item that crossed the limit is at most
+ * one dead letter of a whole input message: its bytes in base64 (4/3) plus
+ * the JSON around them.  So MAX + 4/3 MAX + 64 KiB < 3 MAX. */
+#define PW_WIRE_MAX_RESULT (3u * PW_WIRE_MAX_MESSAGE)
 
 enum pw_item_flags {
     PW_ITEM_RECORD = 0,
@@ -119,5 +147,20 @@ typedef struct pw_ack_reader {
 int pw_ack_read_begin(pw_ack_reader *r, const void *msg, size_t len);
 /* 1 with a range, 0 at the end, PW_EINVAL when corrupt. */
 int pw_ack_read_next(pw_ack_reader *r, uint64_t *first, uint32_t *n);
+
+/* A worker that has sent nothing for this long is taken for lost by the
+ * producer, and the records it held are re-sent. */
+#define PW_WIRE_HEARTBEAT_MS 500
+#define PW_WIRE_WORKER_LOST_MS 5000
+
+void pw_greeting_write(pw_buf *buf, const char *producer, size_t producer_len, uint64_t dedup_window);
+/* PW_OK with the fields filled, PW_EINVAL when msg is not a greeting. */
+int pw_greeting_read(const void *msg, size_t len, const char **producer, size_t *producer_len,
+                     uint64_t *dedup_window);
+
+#define PW_WIRE_CREDIT_LEN 12
+void pw_credit_write(pw_buf *buf, uint32_t grant, uint32_t outstanding);
+/* PW_OK or PW_EINVAL when msg is not a credit message. */
+int pw_credit_read(const void *msg, size_t len, uint32_t *grant, uint32_t *outstanding);
 
 #endif

@@ -772,6 +772,29 @@ START_TEST(test_empty_registry_encodes_to_nothing)
 }
 END_TEST
 
+START_TEST(test_age_gauge_grows_with_the_clock_and_zero_means_caught_up)
+{
+    pw_registry *reg = pw_registry_new();
+    pw_gauge *age = pw_age_register(reg, "test_age_seconds", "An age.");
+    ck_assert_ptr_nonnull(age);
+    ck_assert_double_eq(pw_age_value(age, 1000.0), 0);
+    pw_gauge_set(age, 990.0);
+    ck_assert_double_eq(pw_age_value(age, 1000.0), 10.0);
+    ck_assert_double_eq(pw_age_value(age, 1005.5), 15.5);
+    ck_assert_double_eq(pw_age_value(age, 980.0), 0); /* clock stepped back: never negative */
+    pw_gauge_set(age, pw_wall_seconds() - 100);
+    pw_buf out = PW_BUF_INIT;
+    ck_assert_int_eq(pw_registry_encode(reg, &out), PW_OK);
+    ck_assert_ptr_nonnull(strstr(out.data, "# TYPE test_age_seconds gauge\n"));
+    const char *line = strstr(out.data, "\ntest_age_seconds ");
+    ck_assert_ptr_nonnull(line);
+    double v = strtod(line + strlen("\ntest_age_seconds "), NULL);
+    ck_assert(v >= 100 && v < 160);
+    pw_buf_free(&out);
+    pw_registry_free(reg);
+}
+END_TEST
+
 int main(void)
 {
 #ifdef PW_METRICS_DISABLED
@@ -794,6 +817,7 @@ int main(void)
     tcase_add_test(tc, test_process_metrics_present_and_plausible);
     tcase_add_test(tc, test_process_metrics_register_once);
     tcase_add_test(tc, test_empty_registry_encodes_to_nothing);
+    tcase_add_test(tc, test_age_gauge_grows_with_the_clock_and_zero_means_caught_up);
     suite_add_tcase(s, tc);
     return pw_test_run(s);
 }

@@ -445,6 +445,48 @@ START_TEST(test_wire_ack_reader_survives_random_damage)
 }
 END_TEST
 
+START_TEST(test_wire_greeting_round_trips_and_rejects_acks_and_truncation)
+{
+    pw_buf buf = PW_BUF_INIT;
+    pw_greeting_write(&buf, "p1", 2, 262144);
+    const char *producer;
+    size_t plen;
+    uint64_t window = 0;
+    ck_assert_int_eq(pw_greeting_read(buf.data, buf.len, &producer, &plen, &window), PW_OK);
+    ck_assert_uint_eq(plen, 2);
+    ck_assert_int_eq(memcmp(producer, "p1", 2), 0);
+    ck_assert_uint_eq(window, 262144);
+    for (size_t n = 0; n < buf.len; n++)
+        ck_assert_int_eq(pw_greeting_read(buf.data, n, &producer, &plen, &window), PW_EINVAL);
+    pw_ack_writer w;
+    pw_ack_begin(&w, &buf, "p1", 2, 0);
+    pw_ack_finish(&w);
+    ck_assert_int_eq(pw_greeting_read(buf.data, buf.len, &producer, &plen, &window), PW_EINVAL);
+    pw_ack_reader r;
+    pw_greeting_write(&buf, "p1", 2, 64);
+    ck_assert_int_eq(pw_ack_read_begin(&r, buf.data, buf.len), PW_EINVAL);
+    pw_buf_free(&buf);
+}
+END_TEST
+
+START_TEST(test_wire_credit_round_trips_and_rejects_other_messages)
+{
+    pw_buf buf = PW_BUF_INIT;
+    pw_credit_write(&buf, 256, 1024);
+    uint32_t grant = 0, outstanding = 0;
+    ck_assert_uint_eq(buf.len, PW_WIRE_CREDIT_LEN);
+    ck_assert_int_eq(pw_credit_read(buf.data, buf.len, &grant, &outstanding), PW_OK);
+    ck_assert_uint_eq(grant, 256);
+    ck_assert_uint_eq(outstanding, 1024);
+    ck_assert_int_eq(pw_credit_read(buf.data, buf.len - 1, &grant, &outstanding), PW_EINVAL);
+    pw_batch_writer w;
+    pw_batch_begin(&w, &buf, "p1", 2, 7);
+    ck_assert_int_eq(pw_credit_read(buf.data, buf.len, &grant, &outstanding), PW_EINVAL);
+    ck_assert(!pw_batch_is_batch("PWC1", 4));
+    pw_buf_free(&buf);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("wire");
@@ -465,6 +507,8 @@ int main(void)
     tcase_add_test(tc, test_wire_ack_reader_rejects_every_truncation);
     tcase_add_test(tc, test_wire_ack_reader_rejects_lying_counts_and_bad_headers);
     tcase_add_test(tc, test_wire_ack_reader_survives_random_damage);
+    tcase_add_test(tc, test_wire_greeting_round_trips_and_rejects_acks_and_truncation);
+    tcase_add_test(tc, test_wire_credit_round_trips_and_rejects_other_messages);
     suite_add_tcase(s, tc);
     return pw_test_run(s);
 }
