@@ -15,6 +15,7 @@
  * an injector) share one ack endpoint, and an ack lost on the way costs
  * only a re-send, which the sink discards as a duplicate and acks again.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -24,6 +25,7 @@
 #include <zmq.h>
 
 #include "buf.h"
+#include "dispatch.h"
 #include "log.h"
 #include "metrics.h"
 #include "options.h"
@@ -32,15 +34,7 @@
 #include "stage.h"
 #include "transport.h"
 #include "wire.h"
-
-enum slot_state { SLOT_ACKED = 0, SLOT_UNACKED = 1, SLOT_QUEUED = 2 };
-
-/* 16 bytes: the window is the producer's largest allocation. */
-typedef struct slot {
-    double ts;         /* event time, kept so a re-send is the same record */
-    uint32_t sent_ms;  /* last send, ms since the producer's epoch (49 days of range) */
-    uint32_t state;
-} slot;
+#include "window.h"
 
 typedef struct producer {
     pw_stage st;
@@ -52,31 +46,24 @@ typedef struct producer {
     /* state */
     void *ctx, *out, *acks;
     uint64_t run;
-    slot *window;
-    uint64_t mask;
-    uint64_t next_seq, oldest, in_flight;
-    uint64_t *resend;          /* seqs queued for re-send */
-    size_t resend_len, resend_pos;
-    unsigned fault_mask;
+    pw_window window;
+    pw_dispatch workers;
     pw_fault faults[PW_FAULT_COUNT];
     size_t nfaults;
     pw_buf msg;
-    bool pending;              /* msg is built but not yet accepted by ZeroMQ */
-    uint64_t pending_new;      /* records in msg sent for the first time */
-    uint64_t pending_built_ns;
-    uint64_t started_ns;       /* pacing starts here (the first send) */
-    uint64_t epoch_ns;         /* process start: slot send times count from here */
+    uint64_t started_ns;       /* pacing starts here (the sink's greeting) */
+    double started_wall;       /* when the process began waiting for the sink */
     uint64_t next_scan_ns;
-    bool sink_heard;           /* an ack (or the sink's greeting) has arrived */
+    bool sink_heard;           /* the sink's greeting has arrived */
+    uint64_t sink_window;      /* its dedup window (0 until heard) */
     /* producer-only metrics */
-    pw_gauge *in_flight_gauge;
-    pw_counter *retried;
+    pw_gauge *in_flight_gauge, *oldest_age, *sink_connected, *ack_timeout, *workers_connected;
+    pw_counter_vec *retried;
+    pw_histogram *ack_latency;
+    uint64_t retried_seen[PW_RESEND_CAUSES];
 } producer;
 
-static uint32_t ms_since_epoch(const producer *p, uint64_t now_ns)
-{
-    return (uint32_t)((now_ns - p->epoch_ns) / 1000000u);
-}
+static const char *const resend_causes[PW_RESEND_CAUSES] = { "ack_timeout", "worker_lost" };
 
 static uint64_t mix64(uint64_t x)
 {
@@ -99,150 +86,181 @@ static pw_fault fault_for(const producer *p, uint64_t seq)
     return p->faults[mix64(h) % p->nfaults];
 }
 
-static void add_record(producer *p, pw_batch_writer *w, uint64_t seq, double ts)
+static void write_record(void *ctx, pw_buf *out, uint64_t seq, double ts)
 {
-    size_t start = pw_batch_item_start(w, seq, PW_ITEM_RECORD, ts);
-    pw_record_generate(w->buf, p->id, seq, ts, fault_for(p, seq));
-    pw_batch_item_end(w, start);
+    producer *p = ctx;
+    pw_record_generate(out, p->id, seq, ts, fault_for(p, seq));
 }
 
-/* Records the rate allows now (all of them when --rate is 0). */
+/* New records the rate and --count allow now. */
 static uint64_t records_due(const producer *p, uint64_t now)
 {
+    if (!pw_stage_running() || (p->count && p->window.next_seq >= p->count))
+        return 0;
+    uint64_t left = p->count ? p->count - p->window.next_seq : UINT64_MAX;
     if (p->rate == 0)
-        return UINT64_MAX;
+        return left;
     double elapsed = (double)(now - p->started_ns) / 1e9;
     double allowed = floor(elapsed * (double)p->rate) + 1;
-    uint64_t sent = p->next_seq;
-    return allowed > (double)sent ? (uint64_t)(allowed - (double)sent) : 0;
+    uint64_t due = allowed > (double)p->window.next_seq ? (uint64_t)(allowed - (double)p->window.next_seq) : 0;
+    return due < left ? due : left;
 }
 
-/* Builds the next message: re-sends first, then new records. */
-static bool build_message(producer *p, uint64_t now)
+/* The sink's greeting: it is listening, and how far apart our in-flight
+ * seqs may be before its dedup index would have to refuse them. */
+static void sink_greeted(producer *p, uint64_t window)
 {
-    pw_batch_writer w;
-    pw_batch_begin(&w, &p->msg, p->id, strlen(p->id), p->run);
-    p->pending_new = 0;
-    while (p->resend_pos < p->resend_len && w.count < p->batch) {
-        uint64_t seq = p->resend[p->resend_pos++];
-        slot *s = &p->window[seq & p->mask];
-        if (seq < p->oldest || s->state != SLOT_QUEUED)
-            continue; /* acked since it was queued */
-        add_record(p, &w, seq, s->ts);
-        s->state = SLOT_UNACKED;
-        s->sent_ms = ms_since_epoch(p, now);
-        pw_counter_inc(p->retried);
+    if (!p->sink_heard) {
+        p->sink_heard = true;
+        if (p->window.next_seq == 0)
+            p->started_ns = pw_now_ns(); /* pace from the first send */
+        PW_LOG(PW_LOG_INFO, "sink is listening; sending records", PW_STR("ack", p->ack),
+               PW_UINT("dedup_window", window));
     }
-    if (p->resend_pos == p->resend_len)
-        p->resend_pos = p->resend_len = 0;
-    if (pw_stage_running() && (p->count == 0 || p->next_seq < p->count)) {
-        uint64_t n = p->batch - w.count;
-        uint64_t room = p->max_in_flight - (p->next_seq - p->oldest);
-        uint64_t due = records_due(p, now);
-        if (n > room)
-            n = room;
-        if (n > due)
-            n = due;
-        if (p->count && n > p->count - p->next_seq)
-            n = p->count - p->next_seq;
-        double ts = pw_wall_seconds();
-        for (uint64_t i = 0; i < n; i++) {
-            uint64_t seq = p->next_seq++;
-            slot *s = &p->window[seq & p->mask];
-            s->ts = ts;
-            s->sent_ms = ms_since_epoch(p, now);
-            s->state = SLOT_UNACKED;
-            add_record(p, &w, seq, ts);
-        }
-        p->in_flight += n;
-        p->pending_new = n;
-    }
-    if (w.count == 0)
-        return false;
-    if (!pw_buf_ok(&p->msg)) {
-        PW_LOG(PW_LOG_ERROR, "out of memory building a message", PW_STR("reason", "memory"));
-        pw_stage_request_stop();
-        return false;
-    }
-    p->pending_built_ns = now;
-    return true;
-}
-
-static void send_pending(producer *p)
-{
-    if (zmq_send(p->out, p->msg.data, p->msg.len, ZMQ_DONTWAIT) < 0)
-        return; /* EAGAIN: high-water mark reached, poll for POLLOUT; EINTR: loop */
-    p->pending = false;
-    if (p->pending_new) {
-        uint64_t now = pw_now_ns();
-        double secs = (double)(now - p->pending_built_ns) / 1e9;
-        for (uint64_t i = 0; i < p->pending_new; i++)
-            pw_histogram_observe(p->st.duration, secs);
-        pw_counter_add(p->st.processed, p->pending_new);
-        pw_gauge_set(p->st.lag, pw_wall_seconds() - p->window[(p->next_seq - 1) & p->mask].ts);
+    if (window != p->sink_window) {
+        p->sink_window = window;
+        pw_window_set_limit(&p->window, window);
+        if (window < p->max_in_flight)
+            PW_LOG(PW_LOG_WARN, "in-flight limit lowered to the sink's dedup window",
+                   PW_UINT("max_in_flight", p->max_in_flight), PW_UINT("dedup_window", window));
     }
 }
 
-static void handle_acks(producer *p)
+static void handle_acks(producer *p, uint64_t now)
 {
     zmq_msg_t m;
     zmq_msg_init(&m);
+    size_t idlen = strlen(p->id);
     while (zmq_msg_recv(&m, p->acks, ZMQ_DONTWAIT) >= 0) {
-        pw_ack_reader r;
-        if (pw_ack_read_begin(&r, zmq_msg_data(&m), zmq_msg_size(&m)) != PW_OK ||
-            r.producer_len != strlen(p->id) || memcmp(r.producer, p->id, r.producer_len) != 0)
+        const char *name;
+        size_t len;
+        uint64_t window;
+        if (pw_greeting_read(zmq_msg_data(&m), zmq_msg_size(&m), &name, &len, &window) == PW_OK) {
+            if (len == idlen && memcmp(name, p->id, len) == 0)
+                sink_greeted(p, window);
             continue;
-        if (!p->sink_heard) {
-            p->sink_heard = true;
-            if (p->next_seq == 0)
-                p->started_ns = pw_now_ns(); /* pace from the first send */
-            PW_LOG(PW_LOG_INFO, "sink is listening; sending records", PW_STR("ack", p->ack));
         }
-        if (r.run != p->run)
-            continue; /* the sink's greeting (run 0) or an earlier run of ours */
+        pw_ack_reader r;
+        if (pw_ack_read_begin(&r, zmq_msg_data(&m), zmq_msg_size(&m)) != PW_OK || r.producer_len != idlen ||
+            memcmp(r.producer, p->id, idlen) != 0 || r.run != p->run)
+            continue; /* not ours, or an earlier run of ours */
         uint64_t first;
         uint32_t n;
-        while (pw_ack_read_next(&r, &first, &n) == 1) {
-            uint64_t lo = first < p->oldest ? p->oldest : first;
-            uint64_t hi = first + n > p->next_seq ? p->next_seq : first + n;
-            for (uint64_t seq = lo; seq < hi; seq++) {
-                slot *s = &p->window[seq & p->mask];
-                if (s->state != SLOT_ACKED) {
-                    s->state = SLOT_ACKED;
-                    p->in_flight--;
-                }
-            }
-        }
-        while (p->oldest < p->next_seq && p->window[p->oldest & p->mask].state == SLOT_ACKED)
-            p->oldest++;
+        while (pw_ack_read_next(&r, &first, &n) == 1)
+            pw_window_ack(&p->window, first, n, now);
     }
     zmq_msg_close(&m);
-    pw_gauge_set(p->in_flight_gauge, (double)p->in_flight);
 }
 
-/* Queues every record whose ack is overdue for a re-send. */
-static void scan_for_resends(producer *p, uint64_t now)
+/* Credit messages from the workers: [routing id][PWC1 ...]. */
+static void handle_credit(producer *p, uint64_t now)
 {
-    uint64_t timeout_ns = p->ack_timeout_ms * 1000000u;
-    uint32_t now_ms = ms_since_epoch(p, now);
-    size_t queued = 0;
-    for (uint64_t seq = p->oldest; seq < p->next_seq; seq++) {
-        slot *s = &p->window[seq & p->mask];
-        if (s->state == SLOT_UNACKED && now_ms - s->sent_ms >= p->ack_timeout_ms) {
-            s->state = SLOT_QUEUED;
-            p->resend[p->resend_len++] = seq;
-            queued++;
+    unsigned char id[256];
+    char body[PW_WIRE_CREDIT_LEN + 1];
+    for (;;) {
+        int idn = zmq_recv(p->out, id, sizeof id, ZMQ_DONTWAIT);
+        if (idn < 0)
+            return;
+        int more = 0;
+        size_t optlen = sizeof more;
+        zmq_getsockopt(p->out, ZMQ_RCVMORE, &more, &optlen);
+        if (!more)
+            continue;
+        int n = zmq_recv(p->out, body, sizeof body, ZMQ_DONTWAIT);
+        zmq_getsockopt(p->out, ZMQ_RCVMORE, &more, &optlen);
+        while (more) { /* a peer that is not a worker: drop the rest */
+            char skip[64];
+            zmq_recv(p->out, skip, sizeof skip, ZMQ_DONTWAIT);
+            zmq_getsockopt(p->out, ZMQ_RCVMORE, &more, &optlen);
+        }
+        uint32_t grant, outstanding;
+        if (n < 0 || pw_credit_read(body, (size_t)n, &grant, &outstanding) != PW_OK)
+            continue;
+        if (pw_dispatch_credit(&p->workers, id, (size_t)(idn < (int)sizeof id ? idn : (int)sizeof id), grant,
+                               outstanding, now) < 0) {
+            static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
+            PW_LOG_LIMITED(&lim, PW_LOG_ERROR, "worker ignored: too many workers",
+                           PW_UINT("max", p->workers.max_workers));
         }
     }
-    if (queued) {
-        static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
-        PW_LOG_LIMITED(&lim, PW_LOG_WARN, "re-sending unacknowledged records",
-                       PW_UINT("count", queued), PW_UINT("ack_timeout_ms", p->ack_timeout_ms));
+}
+
+/* Workers silent for too long are lost: what they held is re-sent now. */
+static void expire_workers(producer *p, uint64_t now)
+{
+    int i;
+    while ((i = pw_dispatch_expire(&p->workers, now)) >= 0) {
+        uint64_t n = pw_window_requeue_peer(&p->window, (uint16_t)i);
+        PW_LOG(PW_LOG_WARN, "worker lost; re-sending what it held", PW_UINT("records", n),
+               PW_UINT("silent_ms", PW_WIRE_WORKER_LOST_MS));
     }
-    uint64_t every = timeout_ns / 4;
-    if (every > 250000000u)
-        every = 250000000u;
-    p->next_scan_ns = now + every;
+}
+
+/* Sends batches while a worker has credit and there is something to send. */
+static void dispatch(producer *p, uint64_t now)
+{
+    int i;
+    while (p->sink_heard && (i = pw_dispatch_pick(&p->workers)) >= 0) {
+        pw_worker_peer *w = &p->workers.peers[i];
+        pw_fill f = { .max_records = w->credit < p->batch ? w->credit : p->batch,
+                      .max_bytes = PW_WIRE_MAX_MESSAGE, .fresh_allowed = records_due(p, now),
+                      .fresh_ts = pw_wall_seconds(), .peer = (uint16_t)i, .write = write_record, .ctx = p };
+        pw_batch_writer bw;
+        pw_batch_begin(&bw, &p->msg, p->id, strlen(p->id), p->run);
+        if (pw_window_fill(&p->window, &bw, &f, now) == 0)
+            return;
+        if (!pw_buf_ok(&p->msg)) {
+            PW_LOG(PW_LOG_ERROR, "out of memory building a message", PW_STR("reason", "memory"));
+            pw_stage_request_stop();
+            return;
+        }
+        assert(p->msg.len <= PW_WIRE_MAX_MESSAGE && bw.count <= f.max_records);
+        pw_dispatch_sent(&p->workers, i, bw.count, now);
+        if (zmq_send(p->out, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_send(p->out, p->msg.data, p->msg.len, ZMQ_DONTWAIT) < 0) {
+            /* The worker's connection is gone (or its queue is full): take
+             * it out and re-send what it held, this batch included. */
+            PW_LOG(PW_LOG_WARN, "worker unreachable; re-sending what it held",
+                   PW_STR("error", zmq_strerror(errno)));
+            pw_dispatch_drop(&p->workers, i);
+            pw_batch_reader r;
+            pw_batch_item item;
+            pw_batch_read_begin(&r, p->msg.data, p->msg.len);
+            while (pw_batch_read_next(&r, &item) == 1)
+                pw_window_requeue(&p->window, item.seq);
+            pw_window_requeue_peer(&p->window, (uint16_t)i);
+            continue;
+        }
+        if (f.fresh) {
+            double secs = (double)(pw_now_ns() - now) / 1e9;
+            for (uint64_t k = 0; k < f.fresh; k++)
+                pw_histogram_observe(p->st.duration, secs);
+            pw_counter_add(p->st.processed, f.fresh);
+        }
+    }
+}
+
+/* Gauges and counters that mirror the window (updated once per loop). */
+static void update_metrics(producer *p)
+{
+    const pw_window *w = &p->window;
+    pw_gauge_set(p->in_flight_gauge, (double)w->in_flight);
+    double oldest = pw_window_oldest_ts(w);
+    pw_gauge_set(p->oldest_age, oldest);
+    /* Freshness: everything before the oldest unacknowledged record is
+     * done; waiting for a sink that is not there with records due counts
+     * from when the wait began. */
+    if (!p->sink_heard && records_due(p, pw_now_ns()) > 0)
+        pw_gauge_set(p->st.lag, p->started_wall);
+    else
+        pw_gauge_set(p->st.lag, oldest);
+    pw_gauge_set(p->sink_connected, p->sink_heard ? 1 : 0);
+    pw_gauge_set(p->ack_timeout, w->rto_ms / 1000.0);
+    pw_gauge_set(p->workers_connected, (double)p->workers.live);
+    for (int c = 0; c < PW_RESEND_CAUSES; c++) {
+        pw_counter_vec_add(p->retried, (size_t)c, w->resent[c] - p->retried_seen[c]);
+        p->retried_seen[c] = w->resent[c];
+    }
 }
 
 static int open_sockets(producer *p)
@@ -250,11 +268,14 @@ static int open_sockets(producer *p)
     p->ctx = pw_transport_context();
     if (!p->ctx)
         return PW_ERR;
-    pw_socket_opts out_opts = { .sndhwm = 8, .maxmsgsize = -1, .linger_ms = 2000,
+    /* Credit bounds what is queued per worker; the HWM only backs it up. */
+    pw_socket_opts out_opts = { .sndhwm = 10000, .rcvhwm = 10000, .maxmsgsize = 4096, .linger_ms = 2000,
                                 .security = &p->security };
-    p->out = pw_socket_open(p->ctx, ZMQ_PUSH, p->bind, true, &out_opts);
+    p->out = pw_socket_open(p->ctx, ZMQ_ROUTER, p->bind, true, &out_opts);
     if (!p->out)
         return PW_ERR;
+    int mandatory = 1; /* a send to a vanished worker fails instead of vanishing */
+    zmq_setsockopt(p->out, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory);
     pw_socket_opts ack_opts = { .rcvhwm = 10000, .maxmsgsize = 16 * 1024 * 1024, .linger_ms = 0,
                                 .security = &p->security };
     p->acks = pw_socket_open(p->ctx, ZMQ_SUB, p->ack, false, &ack_opts);
@@ -270,74 +291,95 @@ static int open_sockets(producer *p)
 
 static bool finished(const producer *p)
 {
-    return p->count && p->next_seq == p->count && p->in_flight == 0;
+    return p->count && p->window.next_seq == p->count && p->window.in_flight == 0;
 }
 
-/* How long the loop may sleep: until an ack arrives, ZeroMQ takes the
- * pending message, or there is work (a queued re-send, a record due);
- * never longer than 100 ms, so stats and signals are seen. */
-static long poll_timeout_ms(const producer *p)
+/* How long the loop may sleep: an ack or a credit message wakes it; work
+ * it can do now (re-sends, records due) makes it not sleep; otherwise
+ * until the next record is due, the next scan, or 100 ms at most. */
+static long poll_timeout_ms(const producer *p, uint64_t now)
 {
-    if (p->pending || !p->sink_heard)
-        return 100; /* POLLOUT or the sink's greeting wakes us */
-    if (p->resend_len)
+    long limit = 100;
+    if (p->next_scan_ns > now) {
+        uint64_t scan_ms = (p->next_scan_ns - now) / 1000000u + 1;
+        if ((long)scan_ms < limit)
+            limit = (long)scan_ms;
+    } else {
         return 0;
-    bool can_generate = pw_stage_running() && (p->count == 0 || p->next_seq < p->count) &&
-                        p->next_seq - p->oldest < p->max_in_flight;
-    if (!can_generate)
-        return 100; /* an ack wakes us */
+    }
+    if (!p->sink_heard || p->workers.live == 0 || pw_dispatch_credit_total(&p->workers) == 0)
+        return limit;
+    if (pw_window_has_resends(&p->window))
+        return 0;
+    if (!pw_stage_running() || (p->count && p->window.next_seq >= p->count) || pw_window_room(&p->window) == 0)
+        return limit; /* an ack wakes us */
     if (p->rate == 0)
         return 0;
-    double next_at = (double)(p->next_seq + 1) / (double)p->rate;
-    double wait_ms = (next_at - (double)(pw_now_ns() - p->started_ns) / 1e9) * 1000.0;
-    return wait_ms <= 0 ? 0 : wait_ms < 100 ? (long)ceil(wait_ms) : 100;
+    double next_at = (double)(p->window.next_seq + 1) / (double)p->rate;
+    double wait_ms = (next_at - (double)(now - p->started_ns) / 1e9) * 1000.0;
+    return wait_ms <= 0 ? 0 : wait_ms < (double)limit ? (long)ceil(wait_ms) : limit;
 }
 
 static int run(producer *p)
 {
     p->started_ns = pw_now_ns();
-    p->epoch_ns = p->started_ns;
+    p->started_wall = pw_wall_seconds();
     p->next_scan_ns = p->started_ns;
-    uint64_t drain_deadline = 0;
+    uint64_t drain_deadline = 0, last_wait_log = 0;
     while (!finished(p)) {
         uint64_t now = pw_now_ns();
         if (!pw_stage_running()) {
             if (!drain_deadline) {
                 drain_deadline = now + p->drain_timeout_ms * 1000000u;
-                PW_LOG(PW_LOG_INFO, "draining", PW_UINT("in_flight", p->in_flight));
+                PW_LOG(PW_LOG_INFO, "draining", PW_UINT("in_flight", p->window.in_flight));
             }
-            if (p->in_flight == 0 || now >= drain_deadline || pw_stage_hurry())
+            if (p->window.in_flight == 0 || now >= drain_deadline || pw_stage_hurry())
                 break;
         }
-        handle_acks(p);
+        handle_acks(p, now);
         if (finished(p))
             break; /* the last ack just came: do not sleep out a poll first */
-        if (now >= p->next_scan_ns)
-            scan_for_resends(p, now);
-        /* Until the sink has answered our subscription its acks would be
-         * lost, and every record sent would wait out --ack-timeout. */
-        if (!p->pending && p->sink_heard)
-            p->pending = build_message(p, now);
-        if (p->pending)
-            send_pending(p);
-
-        pw_field extra[] = { PW_UINT("in_flight", p->in_flight),
-                             PW_UINT("retried", pw_counter_get(p->retried)) };
+        handle_credit(p, now);
+        expire_workers(p, now);
+        if (now >= p->next_scan_ns) {
+            uint64_t n = pw_window_scan(&p->window, now);
+            if (n) {
+                static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
+                PW_LOG_LIMITED(&lim, PW_LOG_WARN, "re-sending unacknowledged records", PW_UINT("count", n),
+                               PW_UINT("ack_timeout_ms", p->window.rto_ms));
+            }
+            p->next_scan_ns = now + pw_window_scan_interval_ms(&p->window) * 1000000ull;
+        }
+        dispatch(p, now);
+        if (!p->sink_heard && now - last_wait_log >= 10000000000ull) {
+            last_wait_log = now;
+            PW_LOG(PW_LOG_WARN, "waiting for the sink to answer on the ack endpoint", PW_STR("ack", p->ack),
+                   PW_DBL("waited_seconds", (double)(now - p->started_ns) / 1e9));
+        }
+        update_metrics(p);
+        pw_field extra[] = { PW_UINT("in_flight", p->window.in_flight),
+                             PW_UINT("retried", p->window.resent[0] + p->window.resent[1]),
+                             PW_UINT("workers", p->workers.live),
+                             PW_UINT("ack_timeout_ms", p->window.rto_ms) };
         pw_stage_stats(&p->st, now, extra, PW_ARRAY_LEN(extra));
 
-        long timeout_ms = poll_timeout_ms(p);
         zmq_pollitem_t items[] = {
             { p->acks, 0, ZMQ_POLLIN, 0 },
-            { p->out, 0, ZMQ_POLLOUT, 0 },
+            { p->out, 0, ZMQ_POLLIN, 0 },
         };
+        long timeout_ms = poll_timeout_ms(p, now);
         if (timeout_ms > 0)
-            zmq_poll(items, p->pending ? 2 : 1, timeout_ms);
+            zmq_poll(items, 2, timeout_ms);
     }
-    if (p->in_flight)
-        PW_LOG(PW_LOG_WARN, "stopping with unacknowledged records", PW_UINT("in_flight", p->in_flight),
+    update_metrics(p);
+    if (finished(p))
+        PW_LOG(PW_LOG_INFO, "all records acknowledged", PW_UINT("count", p->window.next_seq));
+    else if (p->window.in_flight)
+        PW_LOG(PW_LOG_WARN, "stopping with unacknowledged records", PW_UINT("in_flight", p->window.in_flight),
                PW_STR("reason", "drain timeout"));
-    else if (p->count)
-        PW_LOG(PW_LOG_INFO, "all records acknowledged", PW_UINT("count", p->next_seq));
+    else
+        PW_LOG(PW_LOG_INFO, "stopped before --count; every record sent was acknowledged",
+               PW_UINT("sent", p->window.next_seq), PW_UINT("count", p->count));
     /* A requested stop is a clean stop even when the drain ran out of time:
      * what is still unacknowledged is reported above. */
     return PW_EXIT_OK;
@@ -393,13 +435,14 @@ int main(int argc, char **argv)
           .help = "comma list of malformed_json,missing_field,invalid_value,oversize,invalid_utf8,"
                   "empty,poison or all (default all)", .check = fault_kinds_check },
         { .name = "ack-timeout", .type = PW_OPT_U64, .dest = &p.ack_timeout_ms, .metavar = "MS",
-          .help = "re-send a record not acknowledged after this long (default 5000)",
+          .help = "ceiling (and starting value) of the re-send timeout, which otherwise follows the "
+                  "measured ack latency with back-off (default 5000)",
           .min = 10, .max = 3600000 },
         { .name = "batch", .type = PW_OPT_U64, .dest = &p.batch, .metavar = "N",
           .help = "most records per ZeroMQ message (default 256)", .min = 1, .max = 10000 },
         { .name = "max-in-flight", .type = PW_OPT_U64, .dest = &p.max_in_flight, .metavar = "N",
-          .help = "most unacknowledged records (window span); must not exceed the sink's "
-                  "--dedup-window (default 65536)", .min = 1, .max = 1u << 24 },
+          .help = "most unacknowledged records (window span); lowered to the sink's "
+                  "--dedup-window when that is smaller (default 65536)", .min = 1, .max = 1u << 24 },
         { .name = "drain-timeout", .type = PW_OPT_U64, .dest = &p.drain_timeout_ms, .metavar = "MS",
           .help = "on SIGINT/SIGTERM, wait this long for outstanding acks (default 5000)",
           .min = 0, .max = 3600000 },
@@ -412,26 +455,43 @@ int main(int argc, char **argv)
     if (rc != PW_OPTIONS_CONTINUE)
         return rc == PW_OPTIONS_EXIT_OK ? PW_EXIT_OK : PW_EXIT_USAGE;
     const char *unused;
-    pw_fault_parse_list(p.fault_kinds, &p.fault_mask, &unused); /* checked while parsing */
+    unsigned fault_mask = 0;
+    pw_fault_parse_list(p.fault_kinds, &fault_mask, &unused); /* checked while parsing */
     for (int f = 1; f < PW_FAULT_COUNT; f++)
-        if (p.fault_mask & (1u << f))
+        if (fault_mask & (1u << f))
             p.faults[p.nfaults++] = (pw_fault)f;
 
     if (pw_stage_init(&p.st) != PW_OK)
         return PW_EXIT_FAILURE;
-    p.in_flight_gauge = pw_gauge_register(p.st.registry, "pipeline_records_in_flight",
+    pw_registry *reg = p.st.registry;
+    p.in_flight_gauge = pw_gauge_register(reg, "pipeline_records_in_flight",
                                           "Records sent and not yet acknowledged by the sink.");
-    p.retried = pw_counter_register(p.st.registry, "pipeline_records_retried_total",
-                                    "Records re-sent after --ack-timeout without an ack.");
-    uint64_t cap = 1;
-    while (cap < p.max_in_flight)
-        cap <<= 1;
-    p.window = calloc(cap, sizeof *p.window);
-    p.resend = malloc(cap * sizeof *p.resend);
-    p.mask = cap - 1;
+    p.oldest_age = pw_age_register(reg, "pipeline_oldest_unacked_age_seconds",
+                                   "Now minus the event time of the oldest record sent and not yet "
+                                   "acknowledged (0 when none); computed when pushed.");
+    p.sink_connected = pw_gauge_register(reg, "pipeline_sink_connected",
+                                         "1 once the sink has answered on the ack endpoint, 0 while waiting for it.");
+    p.ack_timeout = pw_gauge_register(reg, "pipeline_ack_timeout_seconds",
+                                      "Current re-send timeout, adapted to the measured ack latency "
+                                      "(--ack-timeout is its ceiling).");
+    p.workers_connected = pw_gauge_register(reg, "pipeline_workers_connected",
+                                            "Workers currently asking this producer for records.");
+    p.retried = pw_counter_vec_register(reg, "pipeline_records_retried_total",
+                                        "Records sent again, by cause: ack_timeout (no ack within the "
+                                        "re-send timeout) or worker_lost (the worker holding it went silent).",
+                                        "cause", resend_causes, PW_RESEND_CAUSES);
+    p.ack_latency = pw_histogram_register(reg, "pipeline_ack_latency_seconds",
+                                          "Send to acknowledgement time of records acknowledged after their first send.",
+                                          pw_buckets_latency, pw_buckets_latency_len);
     p.run = (uint64_t)(pw_wall_seconds() * 1e6);
+    uint64_t now = pw_now_ns();
+    uint32_t rto_min = p.ack_timeout_ms < 200 ? (uint32_t)p.ack_timeout_ms : 200;
+    int wrc = pw_window_init(&p.window, p.max_in_flight, rto_min, (uint32_t)p.ack_timeout_ms, now);
+    int drc = pw_dispatch_init(&p.workers, 1024, PW_WIRE_HEARTBEAT_MS, PW_WIRE_WORKER_LOST_MS);
+    p.window.ack_latency = p.ack_latency;
     int exit_code = PW_EXIT_FAILURE;
-    if (!p.in_flight_gauge || !p.retried || !p.window || !p.resend) {
+    if (!p.in_flight_gauge || !p.oldest_age || !p.sink_connected || !p.ack_timeout || !p.workers_connected ||
+        !p.retried || !p.ack_latency || wrc != PW_OK || drc != PW_OK) {
         PW_LOG(PW_LOG_ERROR, "out of memory", PW_UINT("max_in_flight", p.max_in_flight));
     } else if (open_sockets(&p) == PW_OK && pw_stage_start(&p.st) == PW_OK) {
         PW_LOG(PW_LOG_INFO, "producing", PW_STR("bind", p.bind), PW_STR("ack", p.ack),
@@ -442,8 +502,8 @@ int main(int argc, char **argv)
     pw_socket_close(p.out);
     pw_socket_close(p.acks);
     pw_transport_close(p.ctx);
-    free(p.window);
-    free(p.resend);
+    pw_window_free(&p.window);
+    pw_dispatch_free(&p.workers);
     pw_buf_free(&p.msg);
     return pw_stage_finish(&p.st, exit_code);
 }

@@ -267,9 +267,7 @@ static void answer_subscriptions(sink *s)
         size_t n = zmq_msg_size(&m);
         if (n < 2 || d[0] != 1 || d[n - 1] != '\0')
             continue; /* unsubscribe, or not a producer's topic */
-        pw_ack_writer w;
-        pw_ack_begin(&w, &s->ackmsg, d + 1, n - 2, 0);
-        pw_ack_finish(&w);
+        pw_greeting_write(&s->ackmsg, d + 1, n - 2, s->dedup_window);
         if (pw_buf_ok(&s->ackmsg))
             zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
     }
