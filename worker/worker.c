@@ -36,6 +36,7 @@
 #define WORKER_CREDIT_SECONDS 0.05
 #define WORKER_INITIAL_CREDIT 16  /* until measured: a slow worker must not start with a long hold */
 #define WORKER_MAX_SOURCES 16
+#define WORKER_STOP_SEND_NS 5000000000ull
 
 /* One producer endpoint: a DEALER socket and the credit asked of it. */
 typedef struct source {
@@ -115,8 +116,9 @@ static void delay(worker *w, uint64_t ms)
 }
 
 /* Sends the result batch, blocking while the sink applies back-pressure
- * (never dropping) but heartbeating meanwhile.  On stop we keep trying
- * until the drain gives up (second signal). */
+ * (never dropping) but heartbeating meanwhile.  On stop we keep trying for
+ * WORKER_STOP_SEND_NS, or until a second signal: what is not sent then is
+ * re-sent by the producer. */
 static void send_result(worker *w)
 {
     if (!pw_buf_ok(&w->result)) {
@@ -124,8 +126,12 @@ static void send_result(worker *w)
                PW_UINT("bytes", w->result.len));
         return;
     }
+    uint64_t give_up = 0;
     while (zmq_send(w->push, w->result.data, w->result.len, ZMQ_DONTWAIT) < 0) {
-        if ((errno != EAGAIN && errno != EINTR) || pw_stage_hurry()) {
+        uint64_t now = pw_now_ns();
+        if (!pw_stage_running() && !give_up)
+            give_up = now + WORKER_STOP_SEND_NS;
+        if ((errno != EAGAIN && errno != EINTR) || pw_stage_hurry() || (give_up && now >= give_up)) {
             PW_LOG(PW_LOG_WARN, "result batch not sent; the producer will re-send",
                    PW_STR("error", zmq_strerror(errno)));
             return;
@@ -133,6 +139,7 @@ static void send_result(worker *w)
         zmq_pollitem_t item = { w->push, 0, ZMQ_POLLOUT, 0 };
         zmq_poll(&item, 1, 100);
         tick(w, pw_now_ns());
+        pw_stage_stats(&w->st, pw_now_ns(), NULL, 0);
     }
 }
 
