@@ -251,6 +251,12 @@ void *pw_socket_open(void *ctx, int type, const char *endpoints, bool bind,
         zmq_setsockopt(sock, ZMQ_RCVHWM, &opts->rcvhwm, sizeof opts->rcvhwm);
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &opts->maxmsgsize, sizeof opts->maxmsgsize);
     zmq_setsockopt(sock, ZMQ_LINGER, &opts->linger_ms, sizeof opts->linger_ms);
+    if (opts->heartbeat_ms > 0) {
+        int timeout = opts->heartbeat_ms * PW_HEARTBEAT_MISSES;
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &opts->heartbeat_ms, sizeof opts->heartbeat_ms);
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TTL, &timeout, sizeof timeout);
+    }
     if (apply_security(ctx, sock, bind, opts->security) != PW_OK) {
         zmq_close(sock);
         return NULL;

@@ -298,7 +298,7 @@ static int run(worker *w)
 static int open_sources(worker *w)
 {
     pw_socket_opts in_opts = { .sndhwm = 100, .rcvhwm = 100, .maxmsgsize = PW_WIRE_MAX_MESSAGE, .linger_ms = 0,
-                               .security = &w->security };
+                               .heartbeat_ms = 1000, .security = &w->security };
     char list[4096];
     snprintf(list, sizeof list, "%s", w->in);
     char *save = NULL;
