@@ -8,6 +8,7 @@ import base64
 import datetime
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -44,10 +45,30 @@ def check(cond, msg):
         fail(msg)
 
 
+# Ports handed out below the kernel's ephemeral range (32768-60999 by
+# default): a port the kernel picks for bind(0) is also what it picks for the
+# local side of other tests' outgoing connections, so a "free" port from
+# there can be taken by a connect() in a parallel test before our server
+# binds it.  Random ports from this range only race with other tests' own
+# picks (1 in ~12 000 per pair), and never twice in one process.
+_PORT_LO, _PORT_HI = 20000, 32000
+_ports_given = set()
+_port_rng = random.Random(os.getpid() ^ int(time.time() * 1e6))
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(200):
+        port = _port_rng.randrange(_PORT_LO, _PORT_HI)
+        if port in _ports_given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    fail("no free loopback port in %d-%d" % (_PORT_LO, _PORT_HI))
 
 
 def wait_for(cond, timeout, what, interval=0.02):
