@@ -15,6 +15,7 @@
 
 #include "pw.h"
 #include "record.h"
+#include "record_reference.h"
 #include "support.h"
 
 #define FAULT_SEQS 200
