@@ -12,9 +12,9 @@
  * normally on the push thread.  The encoder never takes a lock either: it
  * reads each atomic once, so a sample is never torn, but two samples of one
  * family may come from slightly different moments.  For histograms that
- * matters, because Prometheus expects _count to equal the +Inf bucket: the
- * encoder therefore derives _count from the bucket values it read rather
- * than from the separate count atomic.
+ * matters, because Prometheus expects _count to equal the +Inf bucket: a
+ * histogram keeps no count of its own, the encoder derives _count from the
+ * bucket values it read.
  *
  * Never does: allocate or lock on the update path; write timestamps; emit a
  * name or label value it did not validate at registration.
@@ -37,12 +37,10 @@ const double pw_buckets_stage_duration[] = {
 };
 const size_t pw_buckets_stage_duration_len = PW_ARRAY_LEN(pw_buckets_stage_duration);
 
-/* 0.5 must stay a bound: the latency SLO is "under 500 ms", and only a
- * bucket boundary at exactly 0.5 lets Prometheus count that without
- * interpolation. */
 /* Fine below 10 ms, where a healthy pipeline lives (p99 of a few ms), so
- * quantiles there are not guesses between 5 and 10 ms; 0.5 is the latency
- * SLO's threshold and must stay a bound. */
+ * quantiles there are not guesses between 5 and 10 ms.  0.5 must stay a
+ * bound: the latency SLO is "under 500 ms", and only a bucket boundary at
+ * exactly 0.5 lets Prometheus count that without interpolation. */
 const double pw_buckets_latency[] = {
     0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 };
@@ -311,7 +309,6 @@ pw_histogram *pw_histogram_register(pw_registry *reg, const char *name, const ch
     h->nbounds = nbounds;
     for (size_t i = 0; i <= nbounds; i++)
         atomic_init(&h->buckets[i], 0);
-    atomic_init(&h->count, 0);
     atomic_init(&h->sum_bits, pw_double_bits(0.0));
     return family_add(reg, f) ? h : NULL;
 }
@@ -563,8 +560,7 @@ static void encode_histogram(pw_buf *b, const family *f)
     double sum = pw_bits_double(atomic_load_explicit(&((pw_histogram *)h)->sum_bits, memory_order_relaxed));
     append_series(b, f->name, "_sum", NULL, NULL);
     append_double_line(b, sum);
-    /* From the buckets, not h->count: the two are updated separately and
-     * Prometheus requires _count == the +Inf bucket. */
+    /* The +Inf bucket's cumulative value: Prometheus requires them equal. */
     append_series(b, f->name, "_count", NULL, NULL);
     append_u64_line(b, cumulative);
 }
