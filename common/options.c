@@ -354,7 +354,7 @@ static int parse_loop(int argc, char **argv, const char *stage, const char *summ
                       const struct option *longs, pw_common_options *common,
                       common_scratch *scratch)
 {
-    opterr = 0;  /* every message is ours, in SPEC's format */
+    opterr = 0;  /* every message is ours, in the contract's format */
     optind = 0;  /* GNU: full re-initialisation, so parsing can happen again */
     for (;;) {
         int at = optind ? optind : 1; /* "+" mode: the token getopt is about to read */
