@@ -576,8 +576,11 @@ void pw_record_parser_free(pw_record_parser *p)
     free(p);
 }
 
-pw_record_error pw_record_precheck(const char *bytes, size_t len, struct pw_scan_fields *fields,
-                                   const char **detail)
+/* Inlined into pw_record_parse so that json_scan is specialised for a
+ * non-NULL fields there, as it was before the reference parser shared it
+ * (measured: 4-6 % of the per-record cost otherwise). */
+static inline __attribute__((always_inline)) pw_record_error
+precheck(const char *bytes, size_t len, struct pw_scan_fields *fields, const char **detail)
 {
     if (!bytes)
         len = 0;
@@ -606,11 +609,17 @@ pw_record_error pw_record_precheck(const char *bytes, size_t len, struct pw_scan
     return PW_REC_OK;
 }
 
+pw_record_error pw_record_precheck(const char *bytes, size_t len, struct pw_scan_fields *fields,
+                                   const char **detail)
+{
+    return precheck(bytes, len, fields, detail);
+}
+
 pw_record_error pw_record_parse(pw_record_parser *p, const char *bytes, size_t len,
                                 pw_record *out, const char **detail)
 {
     struct pw_scan_fields f;
-    pw_record_error err = pw_record_precheck(bytes, len, &f, detail);
+    pw_record_error err = precheck(bytes, len, &f, detail);
     if (err != PW_REC_OK)
         return err;
     return validate_fast(p, &f, out, detail);
