@@ -53,7 +53,7 @@ int pw_stage_init(pw_stage *st)
         goto nomem;
     st->processed = pw_counter_register(st->registry, "pipeline_records_processed_total",
                                         "Records this stage handled successfully.");
-    /* The record reasons are record.c's labels; the registry copies them. */
+    /* The record reasons are record_parse.c's labels; the registry copies them. */
     const char *reasons[PW_REASON_COUNT];
     for (int i = 0; i < PW_REASON_PUSH_FAILED; i++)
         reasons[i] = pw_record_error_reason((pw_record_error)(i + 1));
