@@ -15,7 +15,9 @@
  *     So `rc < 0` always means failure.
  *   - What cannot fail says so by its type: predicates return bool, sizes
  *     size_t, lookups the index found (>= 0) or -1 for "none"
- *     (pw_dispatch_pick), record checks a pw_record_error.
+ *     (pw_dispatch_pick), record checks a pw_record_error.  Constructors
+ *     and registrations return the object, or NULL (out of memory, or the
+ *     bad argument their declaration names).
  *   - Nothing in common/ calls exit(); only a stage's main() decides how
  *     the process ends, with an exit code from enum pw_exit.
  *
