@@ -429,3 +429,34 @@ def credit_message(grant, outstanding):
 def greeting(producer, dedup_window):
     """The sink's answer to a producer's subscription (wire.h "Greeting")."""
     return producer.encode() + b"\0PWG1" + struct.pack("<Q", dedup_window)
+
+
+GATEWAY_OWN_FAMILIES = ("push_time_seconds", "push_failure_time_seconds")
+
+
+def pushed_families(gw, job):
+    """What the stages of `job` pushed to the gateway, as
+    {stage: {family: (type, frozenset(label names))}}; label names leave
+    out the grouping key (job, stage, instance) and a histogram's `le`.
+    Families the gateway adds to every group itself are left out."""
+    status, body = http_get(gw.url + "/metrics")
+    check(status == 200, "pushgateway /metrics answered %s" % status)
+    family, ftype = None, None
+    out = {}
+    for line in body.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, ftype = line.split(" ", 3)
+            continue
+        for name, labels, _ in parse_samples(line):
+            if labels.get("job") != job or family in GATEWAY_OWN_FAMILIES:
+                continue
+            suffixes = ("_bucket", "_sum", "_count") if ftype == "histogram" else ("",)
+            check(any(name == family + s for s in suffixes),
+                  "sample %s outside its family %s (%s)" % (name, family, ftype))
+            names = frozenset(labels) - {"job", "stage", "instance", "le"}
+            fams = out.setdefault(labels.get("stage"), {})
+            prev = fams.get(family)
+            check(prev is None or prev == (ftype, names),
+                  "%s pushed %s with label sets %s and %s" % (labels.get("stage"), family, prev, names))
+            fams[family] = (ftype, names)
+    return out
