@@ -343,7 +343,7 @@ int pw_router_recv(void *sock, void *id, size_t id_cap, size_t *id_len, void *bo
     for (;;) {
         int n = zmq_recv(sock, id, id_cap, ZMQ_DONTWAIT);
         if (n < 0)
-            return PW_EIO;
+            return 0;
         *id_len = (size_t)n < id_cap ? (size_t)n : id_cap;
         if (!more_parts(sock))
             continue; /* an id alone: not a message */
@@ -356,6 +356,6 @@ int pw_router_recv(void *sock, void *id, size_t id_cap, size_t *id_len, void *bo
         if (n < 0 || extra)
             continue;
         *body_len = (size_t)n < body_cap ? (size_t)n : body_cap;
-        return PW_OK;
+        return 1;
     }
 }

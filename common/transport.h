@@ -64,7 +64,7 @@ void pw_socket_close(void *sock);
 /* Receives one [routing id][body] message from a ROUTER socket without
  * waiting.  Parts beyond the buffers' sizes are cut (*len says how much was
  * kept); a message of any other shape is read to its end and skipped.
- * PW_OK, or PW_EIO when nothing is waiting. */
+ * 1 with a message, 0 when nothing is waiting (pw.h: iterator shape). */
 int pw_router_recv(void *sock, void *id, size_t id_cap, size_t *id_len, void *body, size_t body_cap,
                    size_t *body_len);
 

@@ -139,7 +139,7 @@ static void handle_credit(producer *p, uint64_t now)
     unsigned char id[256];
     char body[PW_WIRE_CREDIT_LEN + 1];
     size_t idn, n;
-    while (pw_router_recv(p->out, id, sizeof id, &idn, body, sizeof body, &n) == PW_OK) {
+    while (pw_router_recv(p->out, id, sizeof id, &idn, body, sizeof body, &n) == 1) {
         uint32_t grant, outstanding;
         if (pw_credit_read(body, n, &grant, &outstanding) != PW_OK)
             continue;

@@ -1,6 +1,6 @@
 /*
  * sink: writes records durably, exactly once, and acknowledges them
- * (SPEC "Delivery guarantee").
+ * (docs/contract.md "Wire"; README "Delivery guarantee, and its limits").
  *
  * Order of events for every record: dedup check -> append to the output or
  * dead-letter file -> (fdatasync, per --fsync) -> ack to the producer.  An

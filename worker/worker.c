@@ -1,7 +1,7 @@
 /*
- * worker: validates and transforms records (SPEC "Topology and wire").
+ * worker: validates and transforms records (docs/contract.md "Topology", "Records").
  *
- * Pulls batches from every --in endpoint (fair-queued by one PULL socket),
+ * Takes batches from every --in endpoint (one DEALER each, polled in turn),
  * turns each record into either an output line or a dead-letter line, and
  * pushes the results as one batch to the sink.  Nothing is dropped here: a
  * record that fails any check travels on as a dead letter with its reason
@@ -10,10 +10,16 @@
  *
  * A message of any size or content is safe: ZMQ_MAXMSGSIZE caps what
  * ZeroMQ will buffer, batch framing is bounds-checked, and a message that
- * is not a well-formed batch is handled as one bare record (SPEC: one
+ * is not a well-formed batch is handled as one bare record (contract: one
  * message may carry one record) and, if it is not a valid one either,
- * dead-lettered.  Per record nothing is allocated by us: the result batch
- * is built in a reused buffer; only json-c allocates its parse tree.
+ * dead-lettered.  Per record nothing is allocated: the one-pass parser
+ * (record_parse.c) builds no tree and the result batch is built in a
+ * reused buffer.
+ *
+ * Input: one DEALER per --in endpoint; the worker asks each producer for
+ * about 50 ms of work as it measures itself (credit, common/dispatch.h and
+ * docs/design.md) and heartbeats every PW_WIRE_HEARTBEAT_MS, also while
+ * it is busy, so the producer can tell slow from lost.
  */
 #include <errno.h>
 #include <stdio.h>
