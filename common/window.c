@@ -272,7 +272,7 @@ long pw_pace_wait_ms(const pw_pace *p, uint64_t sent, uint64_t now_ns, long cap)
 {
     if (p->rate == 0)
         return 0;
-    double next_at = (double)(sent + 1) / (double)p->rate;
+    double next_at = (double)sent / (double)p->rate; /* record `sent` is due once elapsed * rate >= sent */
     double wait_ms = (next_at - (double)(now_ns - p->started_ns) / 1e9) * 1000.0;
     return wait_ms <= 0 ? 0 : wait_ms < (double)cap ? (long)ceil(wait_ms) : cap;
 }
