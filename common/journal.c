@@ -39,7 +39,9 @@ typedef struct journal_file {
 
 struct pw_journal {
     journal_file f[PW_JOURNAL_FILES];
-    bool never_sync, recovered, failed;
+    enum pw_journal_policy policy;
+    uint64_t interval_ns, next_sync_ns;
+    bool recovered, failed;
     pw_journal_ack *acks;
     size_t nacks, acks_cap;
     json_tokener *tok;
@@ -101,7 +103,8 @@ int pw_journal_open(const pw_journal_config *cfg, pw_journal **out)
     pw_journal *j = calloc(1, sizeof *j);
     if (!j)
         return PW_ENOMEM;
-    j->never_sync = cfg->never_sync;
+    j->policy = cfg->policy;
+    j->interval_ns = cfg->interval_ms * 1000000u;
     j->done_fd = -1;
     for (int i = 0; i < PW_JOURNAL_FILES; i++) {
         j->f[i].fd = -1;
@@ -332,7 +335,7 @@ static int write_file(pw_journal *j, journal_file *f)
     }
     f->written += f->buf.len;
     pw_buf_reset(&f->buf);
-    if (j->never_sync)
+    if (j->policy == PW_JOURNAL_SYNC_NEVER)
         f->synced = f->written;
     return PW_OK;
 }
@@ -439,6 +442,18 @@ bool pw_journal_request_sync(pw_journal *j)
     pthread_mutex_unlock(&j->lock);
     j->syncing = true;
     return true;
+}
+
+long pw_journal_tick(pw_journal *j, uint64_t now_ns, long max_ms)
+{
+    if (j->policy == PW_JOURNAL_SYNC_NEVER)
+        return max_ms;
+    if ((j->policy == PW_JOURNAL_SYNC_ALWAYS || now_ns >= j->next_sync_ns) && pw_journal_request_sync(j))
+        j->next_sync_ns = now_ns + j->interval_ns;
+    if (j->syncing || (j->f[0].synced == j->f[0].written && j->f[1].synced == j->f[1].written))
+        return max_ms; /* the eventfd or new records wake the loop */
+    long due = now_ns >= j->next_sync_ns ? 0 : (long)((j->next_sync_ns - now_ns) / 1000000u) + 1;
+    return due < max_ms ? due : max_ms;
 }
 
 int pw_journal_sync_done(pw_journal *j)

@@ -10,9 +10,12 @@
  * fdatasyncs both recovered files (and their directory when a file was
  * created) before it returns, so a re-sent duplicate of a line recovered
  * from a previous run's unsynced tail is never acknowledged on the
- * strength of a sync that did not cover that tail.  With `never_sync`
- * (--fsync never) a "sync" is the write(2) itself: acks then mean "in the
- * page cache", which survives a process crash, not a power loss.
+ * strength of a sync that did not cover that tail.  With
+ * PW_JOURNAL_SYNC_NEVER (--fsync never) a "sync" is the write(2) itself:
+ * acks then mean "in the page cache", which survives a process crash, not
+ * a power loss.  The policy of WHEN to sync (pw_journal_tick) lives here
+ * too: always = whenever the syncer is idle, batch = at most every
+ * interval.
  *
  * Files: opened O_APPEND, created 0640, each locked for writing (fcntl
  * F_SETLK, process-owned) so that a second sink on the same files fails
@@ -52,9 +55,12 @@ enum pw_journal_file { PW_JOURNAL_OUT, PW_JOURNAL_DEAD, PW_JOURNAL_FILES };
 
 typedef struct pw_journal pw_journal;
 
+enum pw_journal_policy { PW_JOURNAL_SYNC_ALWAYS, PW_JOURNAL_SYNC_BATCH, PW_JOURNAL_SYNC_NEVER };
+
 typedef struct pw_journal_config {
     const char *path[PW_JOURNAL_FILES]; /* output, dead letters */
-    bool never_sync;                    /* --fsync never: the write is the sync */
+    enum pw_journal_policy policy;      /* default (0): always */
+    uint64_t interval_ms;               /* batch: least time between two syncs */
 } pw_journal_config;
 
 /* Opens (creating) and locks both files.  PW_OK with *out set, PW_EIO
@@ -118,8 +124,12 @@ int pw_journal_syncer_start(pw_journal *j);
 int pw_journal_event_fd(const pw_journal *j);
 /* Hands the syncer "make durable what is written so far" when it is idle
  * and something written is not synced; returns true when a request
- * started.  With never_sync: marks the written bytes durable at once. */
+ * started.  (With SYNC_NEVER the write already made them "durable".) */
 bool pw_journal_request_sync(pw_journal *j);
+/* The policy: requests a sync when one is due (always: the syncer is idle;
+ * batch: interval_ms since the last request).  Returns how long the loop
+ * may sleep before a sync falls due, at most max_ms. */
+long pw_journal_tick(pw_journal *j, uint64_t now_ns, long max_ms);
 bool pw_journal_syncing(const pw_journal *j);
 /* After the eventfd turned readable (harmless otherwise): PW_OK, or
  * PW_EIO when the sync failed (logged; the journal is failed). */

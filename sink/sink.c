@@ -5,9 +5,7 @@
  * For every record: dedup check (common/dedup.h) -> append to the output
  * or dead-letter file -> ack once a sync covers it (common/journal.h keeps
  * that rule, recovers the files on start and runs the syncer thread).
- * This file is the loop and the wiring: options, sockets, metrics, and the
- * policy of when to ask for a sync (--fsync always: whenever the syncer is
- * free; batch: every --fsync-interval; never: the write is enough).
+ * This file is the loop and the wiring: options, sockets, metrics.
  *
  * Writes are batched: everything ZeroMQ has ready, up to SINK_WRITE_CHUNK
  * bytes, is processed into the journal's buffers and written with one
@@ -37,8 +35,7 @@
 /* How often the lag watermark and the dedup gauges are computed. */
 #define SINK_GAUGE_EVERY_NS 1000000000u
 
-enum fsync_policy { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NEVER };
-static const char *const fsync_names[] = { "always", "batch", "never", NULL };
+static const char *const fsync_names[] = { "always", "batch", "never", NULL }; /* pw_journal_policy */
 static const char *const refusal_causes[PW_DEDUP_CAUSES] = { "window", "memory" };
 
 typedef struct sink {
@@ -51,8 +48,7 @@ typedef struct sink {
     pw_journal *journal;
     pw_dedup *dedup;
     pw_buf ackmsg;
-    pw_buf written_ts;         /* event times of output records not yet written */
-    uint64_t next_sync_ns, next_gauges_ns;
+    uint64_t next_gauges_ns;
     pw_counter *dead_lettered, *duplicates;
     pw_counter_vec *refused;
     pw_gauge *hot, *cold, *dedup_bytes, *recovery;
@@ -74,12 +70,18 @@ static int recover_line(void *ctx, enum pw_journal_file file, const char *line, 
     return PW_OK;
 }
 
+static void publish(sink *s)
+{
+    if (pw_buf_ok(&s->ackmsg)) /* PUB never blocks; a message dropped costs a re-send */
+        zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
+}
+
 /* Released acks: one message per stream, consecutive seqs merged into
- * ranges.  PUB never blocks; an ack dropped on the way costs a re-send. */
+ * ranges. */
 static void send_acks(void *ctx, const pw_journal_ack *acks, size_t n)
 {
     sink *s = ctx;
-    void *sent[64];
+    const void *sent[64]; /* streams already answered; past 64, look back */
     size_t nsent = 0;
     for (size_t i = 0; i < n; i++) {
         const pw_dedup_stream *st = acks[i].stream;
@@ -87,11 +89,11 @@ static void send_acks(void *ctx, const pw_journal_ack *acks, size_t n)
         for (size_t k = 0; k < nsent && !seen; k++)
             seen = sent[k] == st;
         for (size_t k = 0; k < i && !seen && nsent == PW_ARRAY_LEN(sent); k++)
-            seen = acks[k].stream == st; /* many streams: the slow way */
+            seen = acks[k].stream == st;
         if (seen)
             continue;
         if (nsent < PW_ARRAY_LEN(sent))
-            sent[nsent++] = acks[i].stream;
+            sent[nsent++] = st;
         const char *producer;
         size_t len;
         uint64_t run;
@@ -102,8 +104,7 @@ static void send_acks(void *ctx, const pw_journal_ack *acks, size_t n)
             if (acks[j].stream == st)
                 pw_ack_add(&w, acks[j].seq);
         pw_ack_finish(&w);
-        if (pw_buf_ok(&s->ackmsg))
-            zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
+        publish(s);
     }
 }
 
@@ -136,36 +137,29 @@ static void answer_subscriptions(sink *s)
         if (n < 2 || d[0] != 1 || d[n - 1] != '\0' || n - 2 > PW_WIRE_PRODUCER_MAX)
             continue; /* unsubscribe, or not a producer's topic */
         pw_greeting_write(&s->ackmsg, d + 1, n - 2, pw_dedup_window(s->dedup));
-        if (pw_buf_ok(&s->ackmsg))
-            zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
+        publish(s);
         /* Transition: a producer built before the greeting existed waits
          * for an (empty, run 0) ack instead; it arrives after the greeting,
          * so a producer that knows greetings has the window first. */
         pw_ack_writer w;
         pw_ack_begin(&w, &s->ackmsg, d + 1, n - 2, 0);
         pw_ack_finish(&w);
-        if (pw_buf_ok(&s->ackmsg))
-            zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
+        publish(s);
     }
     zmq_msg_close(&m);
 }
 
-static void refuse(sink *s, const pw_batch_reader *r, enum pw_dedup_verdict v, uint64_t seq, uint64_t base, uint64_t n)
+/* Refused records are neither written nor acknowledged: the producer re-sends. */
+static void refuse(sink *s, const pw_batch_reader *r, enum pw_dedup_cause cause, uint64_t seq, uint64_t n)
 {
     static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
-    if (v == PW_DEDUP_REFUSED_WINDOW) {
-        pw_counter_vec_add(s->refused, PW_DEDUP_CAUSE_WINDOW, n);
-        PW_LOG_LIMITED(&lim, PW_LOG_ERROR, "seq beyond the dedup window refused; the producer's in-flight span "
-                       "exceeds --dedup-window (it re-sends once the base moves)",
-                       PW_STRN("producer", r->producer, r->producer_len), PW_UINT("run", r->run),
-                       PW_UINT("seq", seq), PW_UINT("base", base), PW_UINT("dedup_window", pw_dedup_window(s->dedup)));
-    } else {
-        pw_counter_vec_add(s->refused, PW_DEDUP_CAUSE_MEMORY, n);
-        PW_LOG_LIMITED(&lim, PW_LOG_ERROR, "dedup memory budget exhausted; records refused (raise --dedup-memory)",
-                       PW_STRN("producer", r->producer, r->producer_len), PW_UINT("run", r->run),
-                       PW_UINT("dedup_memory_mb", s->dedup_memory_mb),
-                       PW_UINT("streams", pw_dedup_hot_streams(s->dedup) + pw_dedup_cold_streams(s->dedup)));
-    }
+    pw_counter_vec_add(s->refused, cause, n);
+    PW_LOG_LIMITED(&lim, PW_LOG_ERROR, cause == PW_DEDUP_CAUSE_WINDOW
+                   ? "seq beyond the dedup window refused: the producer's in-flight span exceeds --dedup-window"
+                   : "dedup memory budget exhausted: records refused (raise --dedup-memory)",
+                   PW_STR("cause", refusal_causes[cause]), PW_STRN("producer", r->producer, r->producer_len),
+                   PW_UINT("run", r->run), PW_UINT("seq", seq), PW_UINT("dedup_window", pw_dedup_window(s->dedup)),
+                   PW_UINT("dedup_memory_mb", s->dedup_memory_mb));
 }
 
 static void process_message(sink *s, const char *msg, size_t len, uint64_t received_ns, double now)
@@ -179,21 +173,21 @@ static void process_message(sink *s, const char *msg, size_t len, uint64_t recei
     pw_batch_read_begin(&r, msg, len);
     pw_dedup_stream *st = NULL;
     if (r.producer_len > 0 && pw_dedup_stream_get(s->dedup, r.producer, r.producer_len, r.run, now, &st) != PW_OK) {
-        refuse(s, &r, PW_DEDUP_REFUSED_MEMORY, 0, 0, r.count);
+        refuse(s, &r, PW_DEDUP_CAUSE_MEMORY, 0, r.count);
         return;
     }
     while (pw_batch_read_next(&r, &item) == 1) {
         enum pw_dedup_verdict v = st ? pw_dedup_mark(s->dedup, st, item.seq, item.ts) : PW_DEDUP_NEW;
         if (v == PW_DEDUP_REFUSED_WINDOW || v == PW_DEDUP_REFUSED_MEMORY) {
-            refuse(s, &r, v, item.seq, pw_dedup_stream_base(st), 1);
+            refuse(s, &r, v == PW_DEDUP_REFUSED_WINDOW ? PW_DEDUP_CAUSE_WINDOW : PW_DEDUP_CAUSE_MEMORY, item.seq, 1);
             continue;
         }
         if (v == PW_DEDUP_NEW) {
             bool dead = item.flags == PW_ITEM_DEAD;
             pw_journal_append(s->journal, dead ? PW_JOURNAL_DEAD : PW_JOURNAL_OUT, item.bytes, item.len);
             pw_counter_inc(dead ? s->dead_lettered : s->st.processed);
-            if (!dead)
-                pw_buf_append(&s->written_ts, &item.ts, sizeof item.ts);
+            if (!dead) /* written in this turn of the loop, microseconds from now */
+                pw_histogram_observe(s->e2e, now - item.ts);
         } else {
             pw_counter_inc(s->duplicates); /* acked again: the earlier ack may have been lost */
         }
@@ -203,27 +197,6 @@ static void process_message(sink *s, const char *msg, size_t len, uint64_t recei
     double inside = (double)(pw_now_ns() - received_ns) / 1e9;
     for (uint32_t i = 0; i < r.count; i++)
         pw_histogram_observe(s->st.duration, inside);
-}
-
-/* Writes what is buffered, records end-to-end latency at write time, asks
- * for a sync per policy, and sends the acks a finished sync covers. */
-static int flush(sink *s, uint64_t now)
-{
-    if (!pw_buf_ok(&s->written_ts) || pw_journal_write(s->journal) != PW_OK)
-        return PW_EIO;
-    if (s->written_ts.len) {
-        double wall = pw_wall_seconds();
-        for (size_t off = 0; off + sizeof(double) <= s->written_ts.len; off += sizeof(double)) {
-            double ts;
-            memcpy(&ts, s->written_ts.data + off, sizeof ts);
-            pw_histogram_observe(s->e2e, wall - ts);
-        }
-        pw_buf_reset(&s->written_ts);
-    }
-    if ((s->fsync == FSYNC_ALWAYS || now >= s->next_sync_ns) && pw_journal_request_sync(s->journal))
-        s->next_sync_ns = now + s->fsync_interval_ms * 1000000u;
-    pw_journal_release(s->journal, send_acks, s);
-    return PW_OK;
 }
 
 static void update_gauges(sink *s, uint64_t now)
@@ -242,14 +215,9 @@ static int run(sink *s)
     zmq_msg_t m;
     zmq_msg_init(&m);
     int rc = PW_OK;
-    s->next_sync_ns = pw_now_ns();
+    long timeout = 200;
     while (rc == PW_OK) {
         bool stopping = !pw_stage_running();
-        long timeout = 200;
-        if (s->fsync == FSYNC_BATCH && pw_journal_pending_acks(s->journal) && !pw_journal_syncing(s->journal)) {
-            uint64_t now = pw_now_ns();
-            timeout = now >= s->next_sync_ns ? 0 : (long)((s->next_sync_ns - now) / 1000000u) + 1;
-        }
         zmq_pollitem_t items[] = {
             { s->pull, 0, ZMQ_POLLIN, 0 },
             { s->pub, 0, ZMQ_POLLIN, 0 },
@@ -267,9 +235,12 @@ static int run(sink *s)
             process_message(s, zmq_msg_data(&m), zmq_msg_size(&m), pw_now_ns(), wall);
             taken++;
         }
+        /* Write once, ask for a sync per --fsync, send what a sync covered. */
         uint64_t now = pw_now_ns();
-        if ((rc = flush(s, now)) != PW_OK)
+        if ((rc = pw_journal_write(s->journal)) != PW_OK)
             break;
+        timeout = pw_journal_tick(s->journal, now, 200);
+        pw_journal_release(s->journal, send_acks, s);
         update_gauges(s, now);
         pw_field extra[] = { PW_UINT("dead_lettered", pw_counter_get(s->dead_lettered)),
                              PW_UINT("duplicates", pw_counter_get(s->duplicates)),
@@ -290,6 +261,18 @@ static int run(sink *s)
 static int register_metrics(sink *s)
 {
     pw_registry *reg = s->st.registry;
+    const struct { pw_gauge **g; const char *name, *help; } gauges[] = {
+        { &s->hot, "pipeline_sink_dedup_hot_streams", "Streams whose dedup state is a bitmap (at most 64)." },
+        { &s->cold, "pipeline_sink_dedup_cold_streams",
+          "Streams whose dedup state is kept as written ranges (idle or evicted)." },
+        { &s->dedup_bytes, "pipeline_sink_dedup_memory_bytes",
+          "Bytes held by the dedup index: hot bitmaps, streams, ranges, table." },
+        { &s->recovery, "pipeline_sink_recovery_seconds",
+          "Seconds the sink spent at start reading, repairing and syncing its files." },
+    };
+    for (size_t i = 0; i < PW_ARRAY_LEN(gauges); i++)
+        if (!(*gauges[i].g = pw_gauge_register(reg, gauges[i].name, gauges[i].help)))
+            return PW_ENOMEM;
     s->dead_lettered = pw_counter_register(reg, "pipeline_records_dead_lettered_total",
                                            "Records appended to the dead-letter file.");
     s->duplicates = pw_counter_register(reg, "pipeline_records_duplicate_total",
@@ -302,22 +285,14 @@ static int register_metrics(sink *s)
                                          "re-sends them): cause window = seq beyond the stream's dedup window, "
                                          "memory = dedup memory budget exhausted.",
                                          "cause", refusal_causes, PW_DEDUP_CAUSES);
-    s->hot = pw_gauge_register(reg, "pipeline_sink_dedup_hot_streams",
-                               "Streams whose dedup state is a bitmap (at most 64).");
-    s->cold = pw_gauge_register(reg, "pipeline_sink_dedup_cold_streams",
-                                "Streams whose dedup state is kept as written ranges (idle or evicted).");
-    s->dedup_bytes = pw_gauge_register(reg, "pipeline_sink_dedup_memory_bytes",
-                                       "Bytes held by the dedup index: hot bitmaps, streams, ranges, table.");
-    s->recovery = pw_gauge_register(reg, "pipeline_sink_recovery_seconds",
-                                    "Seconds the sink spent at start reading, repairing and syncing its files.");
-    return s->dead_lettered && s->duplicates && s->e2e && s->refused && s->hot && s->cold && s->dedup_bytes &&
-                   s->recovery ? PW_OK : PW_ENOMEM;
+    return s->dead_lettered && s->duplicates && s->e2e && s->refused ? PW_OK : PW_ENOMEM;
 }
 
 /* Opens, locks and recovers the files, then starts the syncer. */
 static int open_journal(sink *s)
 {
-    pw_journal_config cfg = { .path = { s->paths[0], s->paths[1] }, .never_sync = s->fsync == FSYNC_NEVER };
+    pw_journal_config cfg = { .path = { s->paths[0], s->paths[1] }, .policy = (enum pw_journal_policy)s->fsync,
+                              .interval_ms = s->fsync_interval_ms };
     if (pw_journal_open(&cfg, &s->journal) != PW_OK)
         return PW_EIO;
     uint64_t lines = 0, t0 = pw_now_ns();
@@ -343,12 +318,11 @@ int main(int argc, char **argv)
         .bind = "tcp://127.0.0.1:5558",
         .ack = "tcp://127.0.0.1:5559",
         .paths = { "pipewatch-out.ndjson", "pipewatch-dead-letter.ndjson" },
-        .fsync = FSYNC_BATCH,
+        .fsync = PW_JOURNAL_SYNC_BATCH,
         .fsync_interval_ms = 20,
         .dedup_window = 1u << 18,
         .dedup_memory_mb = 64,
         .ackmsg = PW_BUF_INIT,
-        .written_ts = PW_BUF_INIT,
     };
     const pw_option opts[] = {
         { .name = "bind", .type = PW_OPT_STRING, .dest = &s.bind, .metavar = "EP",
@@ -415,7 +389,6 @@ done:
     pw_transport_close(s.ctx);
     pw_journal_close(s.journal);
     pw_buf_free(&s.ackmsg);
-    pw_buf_free(&s.written_ts);
     pw_dedup_free(s.dedup);
     return pw_stage_finish(&s.st, exit_code);
 }
