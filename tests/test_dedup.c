@@ -16,10 +16,27 @@
 #include "pw.h"
 #include "support.h"
 
+/* Under Valgrind (scripts/valgrind-unit) the model runs fewer sequences. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define MODEL_DEFAULT_ITERATIONS (RUNNING_ON_VALGRIND ? 40 : 1000)
+#endif
+#endif
+#ifndef MODEL_DEFAULT_ITERATIONS
+#define MODEL_DEFAULT_ITERATIONS 1000
+#endif
+
 #define BIG_BUDGET (64u << 20)
 /* Check records every assertion it passes (a write each): in the model's
  * loops only a failure reaches Check. */
 #define MUST(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
+
+static void expect_mark(pw_dedup *d, pw_dedup_stream *s, uint64_t seq, double ts, enum pw_dedup_verdict want)
+{
+    enum pw_dedup_verdict got = pw_dedup_mark(d, s, seq, ts);
+    MUST(got == want, "seq %llu: verdict %d, expected %d", (unsigned long long)seq, got, want);
+}
 
 static pw_dedup_stream *get(pw_dedup *d, const char *name, uint64_t run)
 {
@@ -33,9 +50,9 @@ START_TEST(test_dedup_reports_each_seq_new_once)
     pw_dedup *d = pw_dedup_new(1024, 4, BIG_BUDGET);
     pw_dedup_stream *s = get(d, "p1", 7);
     for (uint64_t seq = 0; seq < 100000; seq++)
-        ck_assert_int_eq(pw_dedup_mark(d, s, seq, 0), PW_DEDUP_NEW);
+        expect_mark(d, s, seq, 0, PW_DEDUP_NEW);
     for (uint64_t seq = 0; seq < 100000; seq++)
-        ck_assert_int_eq(pw_dedup_mark(d, s, seq, 0), PW_DEDUP_DUPLICATE);
+        expect_mark(d, s, seq, 0, PW_DEDUP_DUPLICATE);
     ck_assert_uint_eq(pw_dedup_refusals(d, PW_DEDUP_CAUSE_WINDOW), 0);
     pw_dedup_free(d);
 }
@@ -47,14 +64,14 @@ START_TEST(test_dedup_handles_out_of_order_within_window)
     pw_dedup_stream *s = get(d, "p1", 1);
     /* Two interleaved workers: evens run ahead of odds by up to 2000. */
     for (uint64_t i = 0; i < 50000; i++) {
-        ck_assert_int_eq(pw_dedup_mark(d, s, 2 * i, 0), PW_DEDUP_NEW);
+        expect_mark(d, s, 2 * i, 0, PW_DEDUP_NEW);
         if (i >= 1000)
-            ck_assert_int_eq(pw_dedup_mark(d, s, 2 * (i - 1000) + 1, 0), PW_DEDUP_NEW);
+            expect_mark(d, s, 2 * (i - 1000) + 1, 0, PW_DEDUP_NEW);
     }
     for (uint64_t i = 49000; i < 50000; i++)
-        ck_assert_int_eq(pw_dedup_mark(d, s, 2 * i + 1, 0), PW_DEDUP_NEW);
+        expect_mark(d, s, 2 * i + 1, 0, PW_DEDUP_NEW);
     for (uint64_t seq = 0; seq < 100000; seq += 37)
-        ck_assert_int_eq(pw_dedup_mark(d, s, seq, 0), PW_DEDUP_DUPLICATE);
+        expect_mark(d, s, seq, 0, PW_DEDUP_DUPLICATE);
     ck_assert_uint_eq(pw_dedup_refusals(d, PW_DEDUP_CAUSE_WINDOW), 0);
     pw_dedup_free(d);
 }
@@ -66,11 +83,11 @@ START_TEST(test_dedup_separates_streams_by_producer_and_run)
     pw_dedup_stream *a = get(d, "p1", 1), *b = get(d, "p1", 2), *c = get(d, "p2", 1);
     ck_assert_ptr_ne(a, b);
     ck_assert_ptr_ne(a, c);
-    ck_assert_int_eq(pw_dedup_mark(d, a, 3, 0), PW_DEDUP_NEW);
-    ck_assert_int_eq(pw_dedup_mark(d, b, 3, 0), PW_DEDUP_NEW);
-    ck_assert_int_eq(pw_dedup_mark(d, c, 3, 0), PW_DEDUP_NEW);
+    expect_mark(d, a, 3, 0, PW_DEDUP_NEW);
+    expect_mark(d, b, 3, 0, PW_DEDUP_NEW);
+    expect_mark(d, c, 3, 0, PW_DEDUP_NEW);
     ck_assert_ptr_eq(get(d, "p1", 1), a);
-    ck_assert_int_eq(pw_dedup_mark(d, a, 3, 0), PW_DEDUP_DUPLICATE);
+    expect_mark(d, a, 3, 0, PW_DEDUP_DUPLICATE);
     ck_assert_uint_eq(pw_dedup_hot_streams(d), 3);
     pw_dedup_free(d);
 }
@@ -82,14 +99,14 @@ START_TEST(test_dedup_seq_beyond_window_is_refused_not_written)
 {
     pw_dedup *d = pw_dedup_new(128, 1, BIG_BUDGET);
     pw_dedup_stream *s = get(d, "p", 1);
-    ck_assert_int_eq(pw_dedup_mark(d, s, 0, 0), PW_DEDUP_NEW);
-    ck_assert_int_eq(pw_dedup_mark(d, s, 1000, 0), PW_DEDUP_REFUSED_WINDOW);
+    expect_mark(d, s, 0, 0, PW_DEDUP_NEW);
+    expect_mark(d, s, 1000, 0, PW_DEDUP_REFUSED_WINDOW);
     ck_assert_uint_eq(pw_dedup_refusals(d, PW_DEDUP_CAUSE_WINDOW), 1);
     ck_assert(!pw_dedup_contains(d, "p", 1, 1, 1000));
     ck_assert_uint_eq(pw_dedup_stream_base(s), 1);
-    ck_assert_int_eq(pw_dedup_mark(d, s, 1, 0), PW_DEDUP_NEW); /* not "written" by a slide */
-    ck_assert_int_eq(pw_dedup_mark(d, s, 128, 0), PW_DEDUP_NEW); /* base 2: 128 < 2 + 128 */
-    ck_assert_int_eq(pw_dedup_mark(d, s, 130, 0), PW_DEDUP_REFUSED_WINDOW);
+    expect_mark(d, s, 1, 0, PW_DEDUP_NEW); /* not "written" by a slide */
+    expect_mark(d, s, 128, 0, PW_DEDUP_NEW); /* base 2: 128 < 2 + 128 */
+    expect_mark(d, s, 130, 0, PW_DEDUP_REFUSED_WINDOW);
     pw_dedup_free(d);
 }
 END_TEST
@@ -102,10 +119,10 @@ START_TEST(test_dedup_one_refusal_then_in_order_seqs_count_once)
     pw_dedup *d = pw_dedup_new(128, 1, BIG_BUDGET);
     pw_dedup_stream *s = get(d, "p", 1);
     for (uint64_t seq = 0; seq < 100; seq++)
-        ck_assert_int_eq(pw_dedup_mark(d, s, seq, 0), PW_DEDUP_NEW);
-    ck_assert_int_eq(pw_dedup_mark(d, s, 100 + 128, 0), PW_DEDUP_REFUSED_WINDOW);
+        expect_mark(d, s, seq, 0, PW_DEDUP_NEW);
+    expect_mark(d, s, 100 + 128, 0, PW_DEDUP_REFUSED_WINDOW);
     for (uint64_t seq = 100; seq < 1100; seq++)
-        ck_assert_int_eq(pw_dedup_mark(d, s, seq, 0), PW_DEDUP_NEW);
+        expect_mark(d, s, seq, 0, PW_DEDUP_NEW);
     ck_assert_uint_eq(pw_dedup_refusals(d, PW_DEDUP_CAUSE_WINDOW), 1);
     ck_assert_uint_eq(pw_dedup_stream_base(s), 1100);
     pw_dedup_free(d);
@@ -125,7 +142,7 @@ START_TEST(test_dedup_more_streams_than_hot_slots_stay_exactly_once)
             pw_dedup_stream *s = get(d, name, 1);
             for (uint64_t seq = (uint64_t)round * 300; seq < (uint64_t)round * 300 + 300; seq++)
                 if (seq % 7 != 3) /* holes, so the cold form has ranges */
-                    ck_assert_int_eq(pw_dedup_mark(d, s, seq, 0), PW_DEDUP_NEW);
+                    expect_mark(d, s, seq, 0, PW_DEDUP_NEW);
         }
     }
     for (int i = 0; i < STREAMS; i++) {
@@ -133,7 +150,7 @@ START_TEST(test_dedup_more_streams_than_hot_slots_stay_exactly_once)
         snprintf(name, sizeof name, "p%d", i);
         pw_dedup_stream *s = get(d, name, 1);
         for (uint64_t seq = 0; seq < 900; seq++)
-            ck_assert_int_eq(pw_dedup_mark(d, s, seq, 0), seq % 7 == 3 ? PW_DEDUP_NEW : PW_DEDUP_DUPLICATE);
+            expect_mark(d, s, seq, 0, seq % 7 == 3 ? PW_DEDUP_NEW : PW_DEDUP_DUPLICATE);
     }
     ck_assert_uint_eq(pw_dedup_hot_streams(d), 64);
     ck_assert_uint_eq(pw_dedup_cold_streams(d), STREAMS - 64);
@@ -188,9 +205,9 @@ START_TEST(test_dedup_recovery_takes_any_order_and_any_number_of_streams)
     pw_dedup_stream *s = get(d, "p7", 3);
     ck_assert_uint_eq(pw_dedup_stream_base(s), 250);
     ck_assert(pw_dedup_stream_hot(s));
-    ck_assert_int_eq(pw_dedup_mark(d, s, 300, 0), PW_DEDUP_DUPLICATE);
-    ck_assert_int_eq(pw_dedup_mark(d, s, 250, 0), PW_DEDUP_NEW);
-    ck_assert_int_eq(pw_dedup_mark(d, s, 301, 0), PW_DEDUP_NEW);
+    expect_mark(d, s, 300, 0, PW_DEDUP_DUPLICATE);
+    expect_mark(d, s, 250, 0, PW_DEDUP_NEW);
+    expect_mark(d, s, 301, 0, PW_DEDUP_NEW);
     ck_assert_uint_eq(pw_dedup_stream_base(s), 302);
     /* Written under a wider window (a restart with a smaller one): it stays
      * cold, still exact. */
@@ -198,9 +215,9 @@ START_TEST(test_dedup_recovery_takes_any_order_and_any_number_of_streams)
         ck_assert_int_eq(pw_dedup_recover(d, "w", 1, 1, seq, 0, 1.0), PW_OK);
     pw_dedup_stream *w = get(d, "w", 1);
     ck_assert(!pw_dedup_stream_hot(w));
-    ck_assert_int_eq(pw_dedup_mark(d, w, 998, 0), PW_DEDUP_DUPLICATE);
-    ck_assert_int_eq(pw_dedup_mark(d, w, 1, 0), PW_DEDUP_NEW);
-    ck_assert_int_eq(pw_dedup_mark(d, w, 999, 0), PW_DEDUP_REFUSED_WINDOW);
+    expect_mark(d, w, 998, 0, PW_DEDUP_DUPLICATE);
+    expect_mark(d, w, 1, 0, PW_DEDUP_NEW);
+    expect_mark(d, w, 999, 0, PW_DEDUP_REFUSED_WINDOW);
     pw_dedup_free(d);
 }
 END_TEST
@@ -210,7 +227,7 @@ START_TEST(test_dedup_lag_watermark_is_the_oldest_hole)
     pw_dedup *d = pw_dedup_new(1024, 1, BIG_BUDGET);
     pw_dedup_stream *a = NULL, *b = NULL;
     ck_assert_int_eq(pw_dedup_stream_get(d, "a", 1, 1, 1000.0, &a), PW_OK);
-    ck_assert_int_eq(pw_dedup_mark(d, a, 0, 100.0), PW_DEDUP_NEW);
+    expect_mark(d, a, 0, 100.0, PW_DEDUP_NEW);
     ck_assert(pw_dedup_lag_watermark(d, 1000.0) == 0); /* caught up */
     /* A slow worker holds seq 1; a fast one writes 2..200 (event times 102..300). */
     for (uint64_t seq = 2; seq <= 200; seq++)
@@ -227,7 +244,7 @@ START_TEST(test_dedup_lag_watermark_is_the_oldest_hole)
         pw_dedup_mark(d, b, seq, 45.0);
     ck_assert(pw_dedup_lag_watermark(d, 1001.0) == 102.0); /* b caught up, a still waits */
     ck_assert_int_eq(pw_dedup_stream_get(d, "a", 1, 1, 1002.0, &a), PW_OK);
-    ck_assert_int_eq(pw_dedup_mark(d, a, 1, 101.0), PW_DEDUP_NEW);
+    expect_mark(d, a, 1, 101.0, PW_DEDUP_NEW);
     ck_assert(pw_dedup_lag_watermark(d, 1002.0) == 0);
     /* A hole in a stream idle for longer than PW_DEDUP_ACTIVE_SECONDS does not count. */
     pw_dedup_mark(d, a, 300, 400.0);
@@ -370,7 +387,7 @@ START_TEST(test_dedup_matches_a_set_of_written_ids_over_random_sequences)
 {
     const char *it = getenv("PW_MODEL_ITERATIONS");
     const char *fixed = getenv("PW_MODEL_SEED");
-    long n = it ? atol(it) : 1000;
+    long n = it ? atol(it) : MODEL_DEFAULT_ITERATIONS;
     uint64_t seed0 = fixed ? strtoull(fixed, NULL, 10) : (uint64_t)time(NULL);
     printf("test_dedup model: %ld sequences from seed %llu (PW_MODEL_SEED replays)\n", n,
            (unsigned long long)seed0);

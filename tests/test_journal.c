@@ -36,6 +36,17 @@
 #include "pw.h"
 #include "support.h"
 
+/* Under Valgrind (scripts/valgrind-unit) the model runs fewer sequences. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define MODEL_DEFAULT_ITERATIONS (RUNNING_ON_VALGRIND ? 40 : 1000)
+#endif
+#endif
+#ifndef MODEL_DEFAULT_ITERATIONS
+#define MODEL_DEFAULT_ITERATIONS 1000
+#endif
+
 #define MUST(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
 /* ---- interposed system calls --------------------------------------------- */
@@ -484,7 +495,7 @@ START_TEST(test_journal_survives_random_crashes_and_power_losses)
 {
     const char *it = getenv("PW_MODEL_ITERATIONS");
     const char *fixed = getenv("PW_MODEL_SEED");
-    long n = it ? atol(it) : 1000;
+    long n = it ? atol(it) : MODEL_DEFAULT_ITERATIONS;
     uint64_t seed0 = fixed ? strtoull(fixed, NULL, 10) : (uint64_t)time(NULL);
     printf("test_journal model: %ld sequences from seed %llu (PW_MODEL_SEED replays)\n", n,
            (unsigned long long)seed0);
