@@ -187,8 +187,9 @@ static int recover_file(pw_journal *j, enum pw_journal_file which, pw_journal_li
     struct stat sb;
     if (fstat(f->fd, &sb) != 0)
         return fail_io(j, f, "cannot stat file", errno);
+    /* Read in chunks of up to 1 MiB, grown only for a longer line. */
     pw_buf chunk = PW_BUF_INIT;
-    if (pw_buf_reserve(&chunk, 1 << 20) != PW_OK)
+    if (pw_buf_reserve(&chunk, sb.st_size < (1 << 20) ? (size_t)sb.st_size + 64 : 1 << 20) != PW_OK)
         return PW_ENOMEM;
     uint64_t offset = 0, complete = 0;
     int rc = PW_OK;
