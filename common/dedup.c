@@ -400,13 +400,13 @@ static void make_hot(pw_dedup *d, pw_dedup_stream *s)
 {
     if (s->nranges && s->ranges[s->nranges - 1].end - s->base > d->window)
         return; /* written under a wider window (a restart with a smaller one) */
-    hot_slot *h = NULL;
+    hot_slot *h = &d->hot[0]; /* a free slot, else the least recently used */
     for (size_t i = 0; i < d->max_hot; i++) {
         if (!d->hot[i].stream) {
             h = &d->hot[i];
             break;
         }
-        if (!h || d->hot[i].last_used < h->last_used)
+        if (d->hot[i].last_used < h->last_used)
             h = &d->hot[i];
     }
     if (h->stream && make_cold(d, h) != PW_OK)
@@ -423,11 +423,17 @@ static void make_hot(pw_dedup *d, pw_dedup_stream *s)
         }
     }
     for (size_t r = 0; r < s->nranges; r++) {
-        for (uint64_t q = s->ranges[r].first; q < s->ranges[r].end; q++) {
-            uint64_t i = q % d->window;
-            h->bits[i / 64] |= 1ull << (i % 64);
+        for (uint64_t q = s->ranges[r].first, end = s->ranges[r].end; q < end;) {
+            uint64_t i = q % d->window, n = 1;
+            if (i % 64 == 0 && end - q >= 64) {
+                h->bits[i / 64] = UINT64_MAX; /* a whole word at once */
+                n = 64;
+            } else {
+                h->bits[i / 64] |= 1ull << (i % 64);
+            }
             h->min_ts[i / 64] = s->cold_min_ts;
-            h->above++;
+            h->above += n;
+            q += n;
         }
     }
     ranges_release(d, s);
