@@ -411,15 +411,15 @@ static void *syncer_main(void *arg)
 int pw_journal_syncer_start(pw_journal *j)
 {
     j->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (j->done_fd < 0 || pthread_mutex_init(&j->lock, NULL) != 0)
-        return PW_ERR;
-    if (pthread_cond_init(&j->wake, NULL) != 0) {
+    int rc = j->done_fd < 0 ? errno : pthread_mutex_init(&j->lock, NULL);
+    if (rc == 0 && (rc = pthread_cond_init(&j->wake, NULL)) != 0)
         pthread_mutex_destroy(&j->lock);
-        return PW_ERR;
-    }
-    if (pthread_create(&j->thread, NULL, syncer_main, j) != 0) {
+    if (rc == 0 && (rc = pthread_create(&j->thread, NULL, syncer_main, j)) != 0) {
         pthread_mutex_destroy(&j->lock);
         pthread_cond_destroy(&j->wake);
+    }
+    if (rc != 0) {
+        PW_LOG(PW_LOG_ERROR, "cannot start the syncer thread", PW_STR("error", strerror(rc)));
         return PW_ERR;
     }
     j->thread_started = true;

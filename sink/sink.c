@@ -14,7 +14,6 @@
  * A write or sync error (disk full) ends the sink with exit 1, nothing it
  * covers acknowledged: see journal.h for why.
  */
-#include <errno.h>
 #include <zmq.h>
 
 #include "buf.h"
@@ -305,11 +304,7 @@ static int open_journal(sink *s)
     PW_LOG(PW_LOG_INFO, "recovered written records", PW_UINT("lines", lines),
            PW_UINT("streams", pw_dedup_hot_streams(s->dedup) + pw_dedup_cold_streams(s->dedup)),
            PW_DBL("seconds", seconds), PW_STR("synced", "both files, before any ack"));
-    if (pw_journal_syncer_start(s->journal) != PW_OK) {
-        PW_LOG(PW_LOG_ERROR, "cannot start the syncer thread", PW_STR("error", strerror(errno)));
-        return PW_ERR;
-    }
-    return PW_OK;
+    return pw_journal_syncer_start(s->journal);
 }
 
 int main(int argc, char **argv)
