@@ -41,7 +41,7 @@
  * records (measured), at least 1, at most --credit. */
 #define WORKER_CREDIT_SECONDS 0.05
 #define WORKER_INITIAL_CREDIT 16  /* until measured: a slow worker must not start with a long hold */
-#define WORKER_MAX_SOURCES 16
+#define WORKER_MAX_SOURCES 256
 #define WORKER_STOP_SEND_NS 5000000000ull
 
 /* One producer endpoint: a DEALER socket and the credit asked of it. */
@@ -65,12 +65,17 @@ typedef struct worker {
     pw_gauge *credit;
 } worker;
 
+/* Records to ask of each source: the worker's whole target (about
+ * WORKER_CREDIT_SECONDS of measured work, at most --credit) shared among
+ * its sources, at least one each. */
 static uint64_t credit_target(const worker *w)
 {
-    if (w->seconds_per_record <= 0)
-        return WORKER_INITIAL_CREDIT < w->max_credit ? WORKER_INITIAL_CREDIT : w->max_credit;
-    double n = WORKER_CREDIT_SECONDS / w->seconds_per_record;
-    return n < 1 ? 1 : n > (double)w->max_credit ? w->max_credit : (uint64_t)n;
+    double n = w->seconds_per_record > 0 ? WORKER_CREDIT_SECONDS / w->seconds_per_record
+                                         : (double)WORKER_INITIAL_CREDIT;
+    if (n > (double)w->max_credit)
+        n = (double)w->max_credit;
+    n /= (double)(w->nsources ? w->nsources : 1);
+    return n < 1 ? 1 : (uint64_t)n;
 }
 
 static void send_credit(worker *w, source *s, uint64_t grant, uint64_t now)

@@ -1,11 +1,10 @@
 """The producer's slow paths (issue: delivery core): a slow worker with a
 tiny ack timeout (many re-sends), the heap overflow's reproduction (the old
 producer overflowed its re-send array under a slow worker: ASan abort), an
-all-oversize burst at full speed (the old
-producer built messages the workers refused, forever), a sink whose dedup
-window is smaller than the producer's --max-in-flight (the old sink
-acknowledged records it never wrote), and a stop before --count (the old
-producer logged "all records acknowledged")."""
+all-oversize burst at full speed (the old producer built messages the
+workers refused, forever), and a stop before --count (the old producer
+logged "all records acknowledged").  The sink window below --max-in-flight
+is test_sink_dedup_window.py."""
 import signal
 
 from pwtest import SANITIZED, check, count_lines, log, scenario, wait_for
@@ -56,19 +55,6 @@ def part_oversize_burst():
               "oversize records not all dead-lettered as oversize")
 
 
-def part_small_sink_window():
-    count = 200000 // SCALE
-    with scenario("slow-small-window") as (pipe, _):
-        pipe.start_sink("--dedup-window", "1024")
-        pipe.start_worker("worker-1")
-        pipe.start_worker("worker-2")
-        prod = pipe.start_producer("--rate", "0", "--count", str(count))  # --max-in-flight 65536
-        check(prod.wait(240) == 0, "producer did not finish cleanly")
-        check(any(l["msg"] == "in-flight limit lowered to the sink's dedup window" for l in prod.logs()),
-              "the producer did not say it lowered its in-flight limit to the sink's window")
-        pipe.assert_exactly_once("p1", count)
-
-
 def part_stop_before_count():
     with scenario("slow-stop-early") as (pipe, _):
         pipe.start_sink()
@@ -88,7 +74,6 @@ def main():
     part_many_resends()
     part_issue_reproduction()
     part_oversize_burst()
-    part_small_sink_window()
     part_stop_before_count()
 
 
