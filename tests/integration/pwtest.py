@@ -397,3 +397,28 @@ def kill9_mid_run(pipe, victim, count, rate, after_kill=None):
     check(rc == 0, "producer exited %s" % rc)
     pipe.assert_exactly_once("p1", count)
     return prod
+
+
+# ---- helpers for the lag tests (tests/integration/test_lag_*.py) ----------
+
+def free_port_block(n, tries=200):
+    """A base port such that base .. base+n-1 are free on 127.0.0.1 now
+    (for `./pipeline up`, whose endpoints are PIPEWATCH_PORT_BASE + 0..3).
+    Picked from the OS's ephemeral choice and checked by binding each."""
+    for _ in range(tries):
+        base = free_port()
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    fail("no block of %d free ports" % n)
