@@ -92,7 +92,7 @@ static int run_producer(void *ctx, const args *a)
         return usage();
     void *out = open_socket(ctx, ZMQ_PUSH, a->bind, 1, 64, 0, 2000);
     void *done = open_socket(ctx, ZMQ_PULL, a->done, 1, 0, 0, 0);
-    uint64_t batch = a->batch ? a->batch : 100;
+    uint64_t batch = a->batch ? a->batch : 256; /* the producer's --batch default */
     pw_buf msg = PW_BUF_INIT, rec = PW_BUF_INIT;
     pw_batch_writer w;
     double ts = pw_wall_seconds();

@@ -1359,3 +1359,22 @@ void pw_record_generate(pw_buf *out, const char *producer, uint64_t seq, double 
         pw_buf_append_str(out, ",}");
     }
 }
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15u;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9u;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBu;
+    return x ^ (x >> 31);
+}
+
+pw_fault pw_fault_pick(uint64_t run, uint64_t seq, double rate, const pw_fault *faults, size_t n)
+{
+    if (rate <= 0 || n == 0)
+        return PW_FAULT_NONE;
+    uint64_t h = mix64(run ^ (seq * 0x2545F4914F6CDD1Du));
+    double u = (double)(h >> 11) * 0x1.0p-53;
+    if (u >= rate)
+        return PW_FAULT_NONE;
+    return faults[mix64(h) % n];
+}

@@ -129,6 +129,10 @@ pw_record_error pw_fault_expected_error(pw_fault f);
  * fault f).  PW_OK, or PW_EINVAL with *bad pointing at the unknown name
  * (a static copy, valid until the next call). */
 int pw_fault_parse_list(const char *list, unsigned *mask, const char **bad);
+/* The fault of record `seq` of a run: PW_FAULT_NONE with probability
+ * 1 - rate, else one of faults[0..n).  A pure function of (run, seq), so a
+ * re-send regenerates exactly the same record. */
+pw_fault pw_fault_pick(uint64_t run, uint64_t seq, double rate, const pw_fault *faults, size_t n);
 
 /* Appends a record for (producer, seq) with event time ts: valid when fault
  * is PW_FAULT_NONE, else a record that fails with pw_fault_expected_error().

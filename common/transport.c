@@ -323,3 +323,33 @@ const char *pw_endpoints_check(const char *list)
     }
     return NULL;
 }
+
+static bool more_parts(void *sock)
+{
+    int more = 0;
+    size_t len = sizeof more;
+    return zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len) == 0 && more;
+}
+
+int pw_router_recv(void *sock, void *id, size_t id_cap, size_t *id_len, void *body, size_t body_cap,
+                   size_t *body_len)
+{
+    for (;;) {
+        int n = zmq_recv(sock, id, id_cap, ZMQ_DONTWAIT);
+        if (n < 0)
+            return PW_EIO;
+        *id_len = (size_t)n < id_cap ? (size_t)n : id_cap;
+        if (!more_parts(sock))
+            continue; /* an id alone: not a message */
+        n = zmq_recv(sock, body, body_cap, ZMQ_DONTWAIT);
+        bool extra = more_parts(sock);
+        while (more_parts(sock)) {
+            char skip[64];
+            zmq_recv(sock, skip, sizeof skip, ZMQ_DONTWAIT);
+        }
+        if (n < 0 || extra)
+            continue;
+        *body_len = (size_t)n < body_cap ? (size_t)n : body_cap;
+        return PW_OK;
+    }
+}

@@ -51,6 +51,13 @@ void *pw_socket_open(void *ctx, int type, const char *endpoints, bool bind,
                      const pw_socket_opts *opts);
 void pw_socket_close(void *sock);
 
+/* Receives one [routing id][body] message from a ROUTER socket without
+ * waiting.  Parts beyond the buffers' sizes are cut (*len says how much was
+ * kept); a message of any other shape is read to its end and skipped.
+ * PW_OK, or PW_EIO when nothing is waiting. */
+int pw_router_recv(void *sock, void *id, size_t id_cap, size_t *id_len, void *body, size_t body_cap,
+                   size_t *body_len);
+
 /* Checks the shape of an endpoint list ("tcp://host:port", "ipc://path" or
  * "inproc://name", comma-separated, none empty).  NULL when fine, else the
  * reason: a pw_option check for endpoint flags. */

@@ -8,7 +8,8 @@
  * (the format has one encoding).  The ack reader is run on the same bytes
  * and on the bytes after a producer-name prefix, so both of its entry
  * shapes are reached; a clean read must re-encode to the same bytes when
- * its ranges are not mergeable.
+ * its ranges are not mergeable.  The greeting and credit readers run on
+ * the same bytes: whatever they accept must re-encode to the same bytes.
  */
 #include "buf.h"
 #include "fuzz_common.h"
@@ -90,6 +91,25 @@ static void check_ack(const unsigned char *msg, size_t len)
     }
 }
 
+static void check_greeting_and_credit(const unsigned char *msg, size_t len)
+{
+    static pw_buf re = PW_BUF_INIT;
+    const char *producer;
+    size_t plen;
+    uint64_t window;
+    if (pw_greeting_read(msg, len, &producer, &plen, &window) == PW_OK) {
+        FUZZ_CHECK(plen <= PW_WIRE_PRODUCER_MAX && (const unsigned char *)producer == msg, "greeting producer");
+        pw_greeting_write(&re, producer, plen, window);
+        FUZZ_CHECK(re.len == len && memcmp(re.data, msg, len) == 0, "greeting does not re-encode");
+    }
+    uint32_t grant, outstanding;
+    if (pw_credit_read(msg, len, &grant, &outstanding) == PW_OK) {
+        pw_credit_write(&re, grant, outstanding);
+        FUZZ_CHECK(re.len == len && memcmp(re.data, msg, len) == 0, "credit does not re-encode");
+        FUZZ_CHECK(!pw_batch_is_batch(msg, len), "a credit message reads as a batch");
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned char *msg = malloc(size ? size : 1);
@@ -100,6 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)pw_batch_is_batch(msg, size);
     check_batch(msg, size);
     check_ack(msg, size);
+    check_greeting_and_credit(msg, size);
     /* The same bytes as an ack body behind a producer name. */
     if (size <= 4096) {
         unsigned char *ack = malloc(size + 3 + 4);

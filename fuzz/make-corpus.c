@@ -215,6 +215,10 @@ static void seeds_wire(void)
     pw_ack_begin(&a, &b, "inject-1", 8, 3);
     pw_ack_finish(&a);
     write_seed("fuzz_wire", "ack-empty", b.data, b.len);
+    pw_greeting_write(&b, "p1", 2, 262144);
+    write_seed("fuzz_wire", "greeting", b.data, b.len);
+    pw_credit_write(&b, 256, 1024);
+    write_seed("fuzz_wire", "credit", b.data, b.len);
     write_seed("fuzz_wire", "bare-record", "{\"id\":\"x\"}", 10);
     pw_buf_free(&b);
     pw_buf_free(&rec);

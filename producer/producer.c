@@ -1,14 +1,16 @@
 /*
- * producer: generates records, sends them to the workers in batches and
- * keeps each one until the sink acknowledges it (SPEC "Delivery guarantee").
+ * producer: generates records, hands them to the workers that ask for
+ * them, and keeps each one until the sink acknowledges it (contract:
+ * docs/contract.md "Delivery").
  *
- * The unacknowledged window is a ring of small slots indexed by seq: a slot
- * holds the event time and last send time, not the record's bytes, because
- * generation is deterministic and a re-send regenerates the same record.
- * The window's span (newest seq - oldest unacked seq) never exceeds
- * --max-in-flight, which bounds this process's memory and is the bound the
- * sink's dedup window relies on.  When the window is full, or ZeroMQ's
- * high-water mark is reached, the producer waits: back-pressure, not growth.
+ * Workers connect DEALER sockets to our ROUTER and ask for records with
+ * credit messages (common/dispatch.h: who may get how many); records go in
+ * batches to the worker with the most credit.  Every record sent and not
+ * acknowledged lives in the window (common/window.h: slots, re-send timer,
+ * batch limits); a worker that goes silent has what it held re-sent at
+ * once.  The window's span never exceeds --max-in-flight nor the dedup
+ * window the sink announces in its greeting.  No credit, a full window or
+ * no sink: the producer waits (back-pressure, never growth or loss).
  *
  * Acks arrive on a SUB socket connected to the sink's PUB socket,
  * subscribed to this producer's name: several producers (the main one and
@@ -65,31 +67,10 @@ typedef struct producer {
 
 static const char *const resend_causes[PW_RESEND_CAUSES] = { "ack_timeout", "worker_lost" };
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15u;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9u;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBu;
-    return x ^ (x >> 31);
-}
-
-/* The fault kind of a seq is a pure function of (run, seq) so that a
- * re-send regenerates exactly the same record. */
-static pw_fault fault_for(const producer *p, uint64_t seq)
-{
-    if (p->fault_rate <= 0 || p->nfaults == 0)
-        return PW_FAULT_NONE;
-    uint64_t h = mix64(p->run ^ (seq * 0x2545F4914F6CDD1Du));
-    double u = (double)(h >> 11) * 0x1.0p-53;
-    if (u >= p->fault_rate)
-        return PW_FAULT_NONE;
-    return p->faults[mix64(h) % p->nfaults];
-}
-
 static void write_record(void *ctx, pw_buf *out, uint64_t seq, double ts)
 {
     producer *p = ctx;
-    pw_record_generate(out, p->id, seq, ts, fault_for(p, seq));
+    pw_record_generate(out, p->id, seq, ts, pw_fault_pick(p->run, seq, p->fault_rate, p->faults, p->nfaults));
 }
 
 /* New records the rate and --count allow now. */
@@ -157,27 +138,12 @@ static void handle_credit(producer *p, uint64_t now)
 {
     unsigned char id[256];
     char body[PW_WIRE_CREDIT_LEN + 1];
-    for (;;) {
-        int idn = zmq_recv(p->out, id, sizeof id, ZMQ_DONTWAIT);
-        if (idn < 0)
-            return;
-        int more = 0;
-        size_t optlen = sizeof more;
-        zmq_getsockopt(p->out, ZMQ_RCVMORE, &more, &optlen);
-        if (!more)
-            continue;
-        int n = zmq_recv(p->out, body, sizeof body, ZMQ_DONTWAIT);
-        zmq_getsockopt(p->out, ZMQ_RCVMORE, &more, &optlen);
-        while (more) { /* a peer that is not a worker: drop the rest */
-            char skip[64];
-            zmq_recv(p->out, skip, sizeof skip, ZMQ_DONTWAIT);
-            zmq_getsockopt(p->out, ZMQ_RCVMORE, &more, &optlen);
-        }
+    size_t idn, n;
+    while (pw_router_recv(p->out, id, sizeof id, &idn, body, sizeof body, &n) == PW_OK) {
         uint32_t grant, outstanding;
-        if (n < 0 || pw_credit_read(body, (size_t)n, &grant, &outstanding) != PW_OK)
+        if (pw_credit_read(body, n, &grant, &outstanding) != PW_OK)
             continue;
-        if (pw_dispatch_credit(&p->workers, id, (size_t)(idn < (int)sizeof id ? idn : (int)sizeof id), grant,
-                               outstanding, now) < 0) {
+        if (pw_dispatch_credit(&p->workers, id, idn, grant, outstanding, now) < 0) {
             static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
             PW_LOG_LIMITED(&lim, PW_LOG_ERROR, "worker ignored: too many workers",
                            PW_UINT("max", p->workers.max_workers));

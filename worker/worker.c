@@ -34,7 +34,7 @@
 /* Work a worker asks each producer for: about this much time's worth of
  * records (measured), at least 1, at most --credit. */
 #define WORKER_CREDIT_SECONDS 0.05
-#define WORKER_INITIAL_CREDIT 128
+#define WORKER_INITIAL_CREDIT 16  /* until measured: a slow worker must not start with a long hold */
 #define WORKER_MAX_SOURCES 16
 
 /* One producer endpoint: a DEALER socket and the credit asked of it. */

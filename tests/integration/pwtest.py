@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -397,6 +398,16 @@ def kill9_mid_run(pipe, victim, count, rate, after_kill=None):
     check(rc == 0, "producer exited %s" % rc)
     pipe.assert_exactly_once("p1", count)
     return prod
+
+
+def credit_message(grant, outstanding):
+    """A worker's credit message (wire.h "Credit")."""
+    return b"PWC1" + struct.pack("<II", grant, outstanding)
+
+
+def greeting(producer, dedup_window):
+    """The sink's answer to a producer's subscription (wire.h "Greeting")."""
+    return producer.encode() + b"\0PWG1" + struct.pack("<Q", dedup_window)
 
 
 # ---- helpers for the lag tests (tests/integration/test_lag_*.py) ----------

@@ -30,7 +30,7 @@ import time
 import zmq
 
 import pwtest
-from pwtest import Pipeline, Pushgateway, check, log, valid_record, wait_for
+from pwtest import Pipeline, Pushgateway, check, credit_message, greeting, log, valid_record, wait_for
 
 SCALE = 5 if pwtest.SANITIZED else 1
 FLOOD = 100000 // SCALE
@@ -117,7 +117,7 @@ def report(stage, before, after):
 def test_worker():
     pipe = Pipeline("abuse-worker")
     ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
+    push = ctx.socket(zmq.DEALER)  # bare-record clients bind a DEALER
     push.sndhwm = 1000
     port = push.bind_to_random_port("tcp://127.0.0.1")
     ok = False
@@ -219,16 +219,17 @@ def test_producer():
     xpub.sndhwm = 0  # queue every hostile message here; none may be dropped unseen
     xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
     xpub.bind(pipe.ep(pipe.ack_port))
-    pull = ctx.socket(zmq.PULL)
+    pull = ctx.socket(zmq.DEALER)  # plays a worker: asks for every record at once
     ok = False
     try:
         count, held = 1000, 10
         prod = pipe.start_producer("--rate", "0", "--count", str(count), "--ack-timeout", "600000")
         pull.connect(pipe.ep(pipe.in_port))
+        pull.send(credit_message(count, count))
         check(xpub.poll(10000), "the producer never subscribed to the ack endpoint")
         sub = xpub.recv()
         check(sub == b"\x01p1\0", "unexpected subscription %r" % sub)
-        xpub.send(ack("p1", 0, []))  # the sink's greeting
+        xpub.send(greeting("p1", 1 << 18))  # the sink's greeting
 
         # Receive every record; acknowledge all but the first `held`.
         seen, run = set(), None

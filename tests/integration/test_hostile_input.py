@@ -15,7 +15,9 @@ def main():
     gw = Pushgateway(pipe.tmp)
     pipe.gateway_url = gw.url
     ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
+    # Another client sending bare records binds a DEALER (the worker's input
+    # sockets are DEALERs); the worker's credit messages arrive and are ignored.
+    push = ctx.socket(zmq.DEALER)
     port = push.bind_to_random_port("tcp://127.0.0.1")
     ok = False
     try:
