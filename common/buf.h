@@ -36,6 +36,9 @@ void pw_buf_append_str(pw_buf *b, const char *s);
 void pw_buf_append_char(pw_buf *b, char c);
 void pw_buf_printf(pw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pw_buf_append_u64(pw_buf *b, uint64_t v);
+/* Appends v as printf's %.6f would (timestamps: "1764020000.123456"), fast
+ * for 0 <= v < 9e9; NaN and infinities become null, so the text is JSON. */
+void pw_buf_append_fixed6(pw_buf *b, double v);
 /* Writes v in decimal at o (at most 20 bytes, no NUL); returns the end. */
 char *pw_put_u64(char *o, uint64_t v);
 

@@ -49,7 +49,7 @@
 #include "buf.h"
 #include "pw.h"
 
-/* Bytes kept of stage and instance (SPEC instance names are short; this
+/* Bytes kept of stage and instance (instance names are short labels; this
  * also bounds the fixed part of every line). */
 #define NAME_COPY_MAX 256
 /* Value bytes reserved for each later string when a line must be cut. */
@@ -67,14 +67,16 @@ static _Atomic int g_min_level = PW_LOG_INFO;
 static _Atomic int g_fd = 1;
 static pthread_mutex_t g_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+const char *const pw_log_level_names[] = { "debug", "info", "warn", "error", NULL };
+#define LEVEL_COUNT (PW_ARRAY_LEN(pw_log_level_names) - 1)
+_Static_assert(PW_ARRAY_LEN(pw_log_level_names) - 1 == PW_LOG_ERROR + 1, "one name per level");
 
 int pw_log_level_parse(const char *s, pw_log_level *out)
 {
     if (!s)
         return PW_EINVAL;
-    for (size_t i = 0; i < PW_ARRAY_LEN(level_names); i++) {
-        if (strcmp(s, level_names[i]) == 0) {
+    for (size_t i = 0; i < LEVEL_COUNT; i++) {
+        if (strcmp(s, pw_log_level_names[i]) == 0) {
             *out = (pw_log_level)i;
             return PW_OK;
         }
@@ -84,8 +86,8 @@ int pw_log_level_parse(const char *s, pw_log_level *out)
 
 const char *pw_log_level_name(pw_log_level level)
 {
-    if ((unsigned)level < PW_ARRAY_LEN(level_names))
-        return level_names[level];
+    if ((unsigned)level < LEVEL_COUNT)
+        return pw_log_level_names[level];
     return "unknown";
 }
 

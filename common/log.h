@@ -1,10 +1,11 @@
 /*
- * log.h: structured JSON-lines logging to stdout (SPEC "Logs").
+ * log.h: structured JSON-lines logging to stdout (docs/contract.md, "Logs").
  *
  * Every line is one JSON object: ts (RFC 3339 UTC, milliseconds), level,
  * stage, instance, msg, then the caller's typed fields in order.  A line is
- * formatted into a stack buffer and written with a single write(2), so lines
- * from different threads never interleave.  Strings are escaped byte by byte
+ * formatted into a stack buffer, then written under a mutex by a write(2)
+ * loop (a pipe only takes PIPE_BUF bytes atomically), so lines from
+ * different threads never interleave.  Keys and string values are escaped
  * (quotes, backslashes, control characters; invalid UTF-8 becomes U+FFFD):
  * any input produces a line `jq` accepts.  Lines longer than PW_LOG_LINE_MAX
  * have their string fields truncated, never split.
@@ -29,6 +30,9 @@ typedef enum pw_log_level {
     PW_LOG_ERROR = 3,
 } pw_log_level;
 
+/* The level names, indexed by pw_log_level, NULL-terminated (the
+ * --log-level choices). */
+extern const char *const pw_log_level_names[];
 /* "debug" | "info" | "warn" | "error" -> level; PW_OK or PW_EINVAL. */
 int pw_log_level_parse(const char *s, pw_log_level *out);
 const char *pw_log_level_name(pw_log_level level);

@@ -12,23 +12,22 @@
  * normally on the push thread.  The encoder never takes a lock either: it
  * reads each atomic once, so a sample is never torn, but two samples of one
  * family may come from slightly different moments.  For histograms that
- * matters, because Prometheus expects _count to equal the +Inf bucket: the
- * encoder therefore derives _count from the bucket values it read rather
- * than from the separate count atomic.
+ * matters, because Prometheus expects _count to equal the +Inf bucket: a
+ * histogram keeps no count of its own, the encoder derives _count from the
+ * bucket values it read.
  *
  * Never does: allocate or lock on the update path; write timestamps; emit a
- * name or label value it did not validate at registration.
+ * name or label value it did not validate at registration; read /proc
+ * itself (the process_* values come from proc.c at encode time).
  */
 #include "metrics.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "proc.h"
 #include "pw.h"
 
 const double pw_buckets_stage_duration[] = {
@@ -37,12 +36,10 @@ const double pw_buckets_stage_duration[] = {
 };
 const size_t pw_buckets_stage_duration_len = PW_ARRAY_LEN(pw_buckets_stage_duration);
 
-/* 0.5 must stay a bound: the latency SLO is "under 500 ms", and only a
- * bucket boundary at exactly 0.5 lets Prometheus count that without
- * interpolation. */
 /* Fine below 10 ms, where a healthy pipeline lives (p99 of a few ms), so
- * quantiles there are not guesses between 5 and 10 ms; 0.5 is the latency
- * SLO's threshold and must stay a bound. */
+ * quantiles there are not guesses between 5 and 10 ms.  0.5 must stay a
+ * bound: the latency SLO is "under 500 ms", and only a bucket boundary at
+ * exactly 0.5 lets Prometheus count that without interpolation. */
 const double pw_buckets_latency[] = {
     0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 };
@@ -244,22 +241,23 @@ pw_counter_vec *pw_counter_vec_register(pw_registry *reg, const char *name, cons
     return family_add(reg, f) ? &f->m.vec : NULL;
 }
 
-pw_gauge *pw_gauge_register(pw_registry *reg, const char *name, const char *help)
+static pw_gauge *gauge_family(pw_registry *reg, enum family_kind kind, const char *name, const char *help)
 {
-    family *f = family_new(reg, FAMILY_GAUGE, name, help);
+    family *f = family_new(reg, kind, name, help);
     if (!f)
         return NULL;
     atomic_init(&f->m.gauge.bits, pw_double_bits(0.0));
     return family_add(reg, f) ? &f->m.gauge : NULL;
 }
 
+pw_gauge *pw_gauge_register(pw_registry *reg, const char *name, const char *help)
+{
+    return gauge_family(reg, FAMILY_GAUGE, name, help);
+}
+
 pw_gauge *pw_age_register(pw_registry *reg, const char *name, const char *help)
 {
-    family *f = family_new(reg, FAMILY_AGE, name, help);
-    if (!f)
-        return NULL;
-    atomic_init(&f->m.gauge.bits, pw_double_bits(0.0));
-    return family_add(reg, f) ? &f->m.gauge : NULL;
+    return gauge_family(reg, FAMILY_AGE, name, help);
 }
 
 double pw_age_value(const pw_gauge *g, double wall_now)
@@ -311,126 +309,8 @@ pw_histogram *pw_histogram_register(pw_registry *reg, const char *name, const ch
     h->nbounds = nbounds;
     for (size_t i = 0; i <= nbounds; i++)
         atomic_init(&h->buckets[i], 0);
-    atomic_init(&h->count, 0);
     atomic_init(&h->sum_bits, pw_double_bits(0.0));
     return family_add(reg, f) ? h : NULL;
-}
-
-/* ---- /proc readers (encode time, push thread) ---------------------------- */
-
-static long clock_ticks(void)
-{
-    long t = sysconf(_SC_CLK_TCK);
-    return t > 0 ? t : 100;
-}
-
-/* Reads a small /proc file whole; /proc sizes are not known in advance. */
-static bool read_proc_file(const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, cap - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return n > 0;
-}
-
-/* Fields of /proc/self/stat after the command name, which may itself
- * contain spaces and parentheses; so parse from the last ')'.  index 0 is
- * field 3 (state) in proc(5) numbering. */
-static bool proc_stat_fields(unsigned long long *utime, unsigned long long *stime,
-                             unsigned long long *starttime)
-{
-    char buf[2048];
-    if (!read_proc_file("/proc/self/stat", buf, sizeof buf))
-        return false;
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return false;
-    p++;
-    int got = 0;
-    for (int field = 3; field <= 22 && *p; field++) {
-        while (*p == ' ')
-            p++;
-        char *end = NULL;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (field == 14) {
-            *utime = v;
-            got++;
-        } else if (field == 15) {
-            *stime = v;
-            got++;
-        } else if (field == 22) {
-            *starttime = v;
-            got++;
-        }
-        p = strchr(p, ' ');
-        if (!p)
-            break;
-    }
-    return got == 3;
-}
-
-static bool process_cpu_seconds(double *out)
-{
-    unsigned long long ut = 0, st = 0, start = 0;
-    if (!proc_stat_fields(&ut, &st, &start))
-        return false;
-    *out = (double)(ut + st) / (double)clock_ticks();
-    return true;
-}
-
-static bool process_resident_bytes(double *out)
-{
-    char buf[256];
-    unsigned long long size = 0, resident = 0;
-    if (!read_proc_file("/proc/self/statm", buf, sizeof buf) ||
-        sscanf(buf, "%llu %llu", &size, &resident) != 2)
-        return false;
-    long page = sysconf(_SC_PAGESIZE);
-    *out = (double)resident * (double)(page > 0 ? page : 4096);
-    return true;
-}
-
-static bool process_start_seconds(double *out)
-{
-    unsigned long long ut = 0, st = 0, start = 0;
-    if (!proc_stat_fields(&ut, &st, &start))
-        return false;
-    FILE *f = fopen("/proc/stat", "re");
-    if (!f)
-        return false;
-    char line[512];
-    unsigned long long btime = 0;
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f))
-        found = sscanf(line, "btime %llu", &btime) == 1;
-    fclose(f);
-    if (!found)
-        return false;
-    *out = (double)btime + (double)start / (double)clock_ticks();
-    return true;
-}
-
-static bool process_open_fds(double *out)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return false;
-    int self = dirfd(d);
-    double n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (atoi(e->d_name) == self)
-            continue; /* our own directory handle is not the process's */
-        n++;
-    }
-    closedir(d);
-    *out = n;
-    return true;
 }
 
 int pw_registry_add_process_metrics(pw_registry *reg)
@@ -453,7 +333,7 @@ int pw_registry_add_process_metrics(pw_registry *reg)
         if (name_taken(reg, defs[i].name))
             return PW_EINVAL;
     double start = 0;
-    reg->process_start_time = process_start_seconds(&start) ? start : NAN;
+    reg->process_start_time = pw_proc_start_seconds(&start) == PW_OK ? start : NAN;
     for (size_t i = 0; i < PW_ARRAY_LEN(defs); i++) {
         family *f = family_new(reg, defs[i].kind, defs[i].name, defs[i].help);
         if (!f || !family_add(reg, f))
@@ -563,8 +443,7 @@ static void encode_histogram(pw_buf *b, const family *f)
     double sum = pw_bits_double(atomic_load_explicit(&((pw_histogram *)h)->sum_bits, memory_order_relaxed));
     append_series(b, f->name, "_sum", NULL, NULL);
     append_double_line(b, sum);
-    /* From the buckets, not h->count: the two are updated separately and
-     * Prometheus requires _count == the +Inf bucket. */
+    /* The +Inf bucket's cumulative value: Prometheus requires them equal. */
     append_series(b, f->name, "_count", NULL, NULL);
     append_u64_line(b, cumulative);
 }
@@ -576,18 +455,18 @@ static void encode_process(pw_buf *b, const pw_registry *reg, const family *f)
     const char *type = "gauge";
     switch (f->kind) {
     case FAMILY_PROCESS_CPU:
-        ok = process_cpu_seconds(&v);
+        ok = pw_proc_cpu_seconds(&v) == PW_OK;
         type = "counter";
         break;
     case FAMILY_PROCESS_RSS:
-        ok = process_resident_bytes(&v);
+        ok = pw_proc_resident_bytes(&v) == PW_OK;
         break;
     case FAMILY_PROCESS_START:
         v = reg->process_start_time;
         ok = !isnan(v);
         break;
     case FAMILY_PROCESS_FDS:
-        ok = process_open_fds(&v);
+        ok = pw_proc_open_fds(&v) == PW_OK;
         break;
     default:
         break;

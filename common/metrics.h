@@ -45,8 +45,8 @@ typedef struct pw_gauge {
 typedef struct pw_histogram {
     size_t nbounds;              /* upper bounds, ascending, without +Inf */
     const double *bounds;        /* owned copy */
-    _Atomic uint64_t *buckets;   /* nbounds + 1, NOT cumulative (encoder sums) */
-    _Atomic uint64_t count;
+    _Atomic uint64_t *buckets;   /* nbounds + 1, NOT cumulative (encoder sums;
+                                    _count is the sum of the buckets) */
     _Atomic uint64_t sum_bits;   /* double */
 } pw_histogram;
 
@@ -131,7 +131,6 @@ static inline void pw_histogram_observe(pw_histogram *h, double value)
             lo = mid + 1;
     }
     atomic_fetch_add_explicit(&h->buckets[lo], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     uint64_t old = atomic_load_explicit(&h->sum_bits, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&h->sum_bits, &old,
                                                   pw_double_bits(pw_bits_double(old) + value),

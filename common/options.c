@@ -118,8 +118,6 @@ static const char *pushgateway_url_check(const char *value)
     return NULL;
 }
 
-static const char *const log_level_choices[] = { "debug", "info", "warn", "error", NULL };
-
 /* Values of common flags that need post-processing. */
 typedef struct common_scratch {
     const char *instance;
@@ -148,7 +146,7 @@ static void build_common_table(pw_option t[C_COUNT], pw_common_options *c, commo
     t[C_LOG_LEVEL] = (pw_option){ .name = "log-level", .type = PW_OPT_CHOICE,
         .dest = &s->log_level, .metavar = "LEVEL",
         .help = "lowest level logged: debug, info, warn or error (default info)",
-        .choices = log_level_choices };
+        .choices = pw_log_level_names };
     t[C_DELETE_ON_EXIT] = (pw_option){ .name = "delete-on-exit", .type = PW_OPT_FLAG,
         .dest = &c->delete_on_exit,
         .help = "on clean exit delete this instance's Pushgateway group "
@@ -416,7 +414,7 @@ static int parse_loop(int argc, char **argv, const char *stage, const char *summ
                       const struct option *longs, pw_common_options *common,
                       common_scratch *scratch)
 {
-    opterr = 0;  /* every message is ours, in SPEC's format */
+    opterr = 0;  /* every message is ours, in the contract's format */
     optind = 0;  /* GNU: full re-initialisation, so parsing can happen again */
     for (;;) {
         int at = optind ? optind : 1; /* "+" mode: the token getopt is about to read */

@@ -1,8 +1,8 @@
 /*
  * options.h: command-line parsing shared by the stages (getopt_long).
  *
- * Each stage describes its own flags in a table of pw_option; the flags of
- * SPEC's "All stages" row are added here, with PUSHGATEWAY_URL as the
+ * Each stage describes its own flags in a table of pw_option; the flags
+ * every stage takes (docs/contract.md, "Command lines") are added here, with PUSHGATEWAY_URL as the
  * fallback for --pushgateway.  Numbers are parsed strictly: the whole
  * string must be a number ("12abc" is refused), in range, and negative
  * values are refused where they mean nothing.  A bad flag prints exactly
@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "pw.h"
 
 typedef enum pw_option_type {
     PW_OPT_STRING,  /* dest: const char ** */
@@ -59,10 +60,12 @@ typedef struct pw_common_options {
     const char *push_ca_file;  /* CA bundle for an https:// Pushgateway */
 } pw_common_options;
 
+/* What pw_options_parse returns, by pw.h's convention: PW_OK, a positive
+ * second kind of success, or a negative PW_E* code. */
 enum {
-    PW_OPTIONS_CONTINUE = 0, /* run the stage */
-    PW_OPTIONS_EXIT_OK = 1,  /* --help or --version was printed; exit 0 */
-    PW_OPTIONS_USAGE = 2,    /* error printed on stderr; exit 2 */
+    PW_OPTIONS_CONTINUE = PW_OK,   /* run the stage */
+    PW_OPTIONS_EXIT_OK = 1,        /* --help or --version was printed; exit 0 */
+    PW_OPTIONS_USAGE = PW_EINVAL,  /* error printed on stderr; exit 2 */
 };
 
 /* Parses argv.  stage_opts may be NULL when n is 0.  `summary` is the first

@@ -1,6 +1,6 @@
 /*
  * push.h: pushes a registry to a Prometheus Pushgateway from a background
- * thread (SPEC "Metrics").
+ * thread (docs/contract.md, "Pushgateway").
  *
  * Every `interval` seconds the thread encodes the registry and PUTs it to
  *     <url>/metrics/job/<job>/stage/<stage>/instance/<instance>
@@ -12,7 +12,8 @@
  *
  * The stage's loop never waits for the gateway: it only updates atomics
  * that this thread reads.  pw_push_stop() ends the thread, then makes one
- * last synchronous push (or DELETE of the group) bounded by `timeout_s`.
+ * last synchronous push (or DELETE of the group) bounded by `timeout_s`,
+ * and logs it (always, not rate-limited) when that fails.
  *
  * Credentials: auth_file holds either "user:password" (basic auth) or
  * "Bearer <token>"; it is read once at start.  ca_file enables a custom CA
@@ -53,7 +54,8 @@ int pw_push_start(const pw_push_config *cfg, pw_pusher **out);
  * Frees the pusher. */
 int pw_push_stop(pw_pusher *p, double timeout_s, bool delete_group);
 
-/* Number of pushes that succeeded / failed so far (for stats lines and tests). */
+/* Number of pushes that succeeded / failed so far: the `pushes` and
+ * `push_failures` fields of a stage's stats line.  Any thread. */
 unsigned long pw_push_successes(const pw_pusher *p);
 unsigned long pw_push_failures(const pw_pusher *p);
 

@@ -1,10 +1,25 @@
 /*
  * pw.h: the project-wide conventions every module shares.
  *
- * One error convention (curl's lesson): functions return an int status,
- * PW_OK on success and a negative PW_E* code on failure; values travel
- * through out-parameters.  Nothing in common/ calls exit(); only a stage's
- * main() decides how the process ends.
+ * One error convention (curl's lesson), followed by every module:
+ *
+ *   - A function that can fail returns an int: PW_OK (0) on success, a
+ *     negative PW_E* code on failure.  Values travel through
+ *     out-parameters.  A negative return is always a PW_E* code, never an
+ *     errno (errno values are positive): code that meets an errno logs
+ *     strerror() and returns PW_EIO (or the PW_E* that fits).
+ *   - Where success has more than one outcome, the others are small
+ *     positive values named at the declaration: a reader returns 1 with
+ *     an item and 0 at the end (pw_batch_read_next); pw_options_parse
+ *     returns PW_OPTIONS_EXIT_OK when --help or --version was printed.
+ *     So `rc < 0` always means failure.
+ *   - What cannot fail says so by its type: predicates return bool, sizes
+ *     size_t, lookups the index found (>= 0) or -1 for "none"
+ *     (pw_dispatch_pick), record checks a pw_record_error.  Constructors
+ *     and registrations return the object, or NULL (out of memory, or the
+ *     bad argument their declaration names).
+ *   - Nothing in common/ calls exit(); only a stage's main() decides how
+ *     the process ends, with an exit code from enum pw_exit.
  *
  * Also here: the clocks.  Monotonic time measures durations and deadlines;
  * wall time is what records carry as event time (`ts`).
@@ -28,7 +43,8 @@ enum pw_status {
     PW_ETIMEDOUT = -5,
 };
 
-/* Exit codes of the stages (SPEC: bad usage 2, runtime failure 1). */
+/* Exit codes of the stages (docs/contract.md, "Command lines"): bad usage
+ * 2, runtime failure 1. */
 enum pw_exit {
     PW_EXIT_OK = 0,
     PW_EXIT_FAILURE = 1,

@@ -1,6 +1,10 @@
 /*
- * record.h: the record contract of SPEC ("Topology and wire"): parse,
+ * record.h: the record contract (docs/contract.md, "Records"): parse,
  * validate, transform, dead-letter, and generate (valid and faulty).
+ * Implemented one concern per file: record_parse.c (parse and validate),
+ * record_write.c (output and dead-letter lines), fault.c (the fault
+ * catalogue), generate.c (the generator).  The json-c reference parser the
+ * tests compare with is tests/record_reference.h.
  *
  * A record is a JSON object:
  *   {"id":"p1-42","seq":42,"producer":"p1","ts":1764020000.123456,
@@ -25,9 +29,8 @@
  *                   this is what the `poison` fault produces
  *
  * Ownership and threads: a pw_record_parser owns the decoded string fields
- * of the last parse (and, for the json-c reference parser, a reused
- * json_tokener and the last tree); pw_record views point into the parser
- * and stay valid until the next parse or free.  One parser per thread.  Generation and
+ * of the last parse; pw_record views point into the parser and stay valid
+ * until the next parse or free.  One parser per thread.  Generation and
  * dead-letter encoding only append to the caller's pw_buf.
  */
 #ifndef PW_RECORD_H
@@ -56,7 +59,7 @@ typedef enum pw_record_error {
     PW_REC_ERROR_COUNT
 } pw_record_error;
 
-/* The SPEC `reason` label value: "malformed_json", "missing_field",
+/* The `reason` label value (docs/contract.md, "Metrics"): "malformed_json", "missing_field",
  * "invalid_value", "oversize", "invalid_utf8", "empty", "processing"
  * (and "ok" for PW_REC_OK). */
 const char *pw_record_error_reason(pw_record_error err);
@@ -82,13 +85,6 @@ void pw_record_parser_free(pw_record_parser *p);
  * static human-readable string (e.g. "missing field payload.amount"). */
 pw_record_error pw_record_parse(pw_record_parser *p, const char *bytes, size_t len,
                                 pw_record *out, const char **detail);
-
-/* The same contract implemented with json-c: slower (it builds a tree),
- * kept as the oracle that tests and the fuzzer compare pw_record_parse
- * against.  Its views point into its tree and stay valid until the next
- * parse with this parser. */
-pw_record_error pw_record_parse_reference(pw_record_parser *p, const char *bytes, size_t len,
-                                          pw_record *out, const char **detail);
 
 /* Appends the output line (no trailing newline) for a record that parsed:
  * the original object with "processed_at", "worker", "amount_cents" and

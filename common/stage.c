@@ -53,7 +53,7 @@ int pw_stage_init(pw_stage *st)
         goto nomem;
     st->processed = pw_counter_register(st->registry, "pipeline_records_processed_total",
                                         "Records this stage handled successfully.");
-    /* The record reasons are record.c's labels; the registry copies them. */
+    /* The record reasons are record_parse.c's labels; the registry copies them. */
     const char *reasons[PW_REASON_COUNT];
     for (int i = 0; i < PW_REASON_PUSH_FAILED; i++)
         reasons[i] = pw_record_error_reason((pw_record_error)(i + 1));
@@ -150,12 +150,16 @@ void pw_stage_stats(pw_stage *st, uint64_t now_ns, const pw_field *extra, size_t
     uint64_t processed = pw_counter_get(st->processed);
     double secs = (double)(now_ns - st->last_stats_ns) / 1e9;
     double rate = secs > 0 ? (double)(processed - st->last_stats_processed) / secs : 0;
-    pw_field f[8];
+    pw_field f[10];
     size_t n = 0;
     f[n++] = PW_UINT("processed", processed);
     f[n++] = PW_DBL("rate", rate);
     f[n++] = PW_DBL("lag_seconds", pw_age_value(st->lag, pw_wall_seconds()));
     f[n++] = PW_UINT("errors", pw_stage_errors_total(st));
+    if (st->pusher) {
+        f[n++] = PW_UINT("pushes", pw_push_successes(st->pusher));
+        f[n++] = PW_UINT("push_failures", pw_push_failures(st->pusher));
+    }
     for (size_t i = 0; i < nextra && n < PW_ARRAY_LEN(f); i++)
         f[n++] = extra[i];
     pw_log(PW_LOG_INFO, "stats", f, n);
@@ -171,13 +175,9 @@ int pw_stage_finish(pw_stage *st, int exit_code)
     st->next_stats_ns = now; /* a last stats line with the final figures */
     pw_stage_stats(st, now, NULL, 0);
     if (st->pusher) {
-        int rc = pw_push_stop(st->pusher, 5.0, st->opts.delete_on_exit);
+        /* A failed final push is logged by pw_push_stop, once. */
+        pw_push_stop(st->pusher, 5.0, st->opts.delete_on_exit);
         st->pusher = NULL;
-        if (rc != PW_OK) {
-            char url[1024];
-            PW_LOG(PW_LOG_WARN, "final push failed",
-                   PW_STR("pushgateway", url_for_log(st->opts.pushgateway, url, sizeof url)));
-        }
     }
     PW_LOG(PW_LOG_INFO, "stopped", PW_INT("exit_code", exit_code));
     pw_registry_free(st->registry);

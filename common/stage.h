@@ -1,9 +1,10 @@
 /*
  * stage.h: what every stage does besides its loop.
  *
- * Owns the stage's registry and the metrics SPEC requires of every stage
- * (defined once here, in a table, not scattered through the stages), the
- * pusher, signal handling and the periodic `stats` log line.  A stage's
+ * Owns the stage's registry and the metrics every stage pushes
+ * (docs/contract.md, "Metrics"; registered once, in pw_stage_init, not in
+ * each stage), the pusher, signal handling and the periodic `stats` log
+ * line.  A stage's
  * main() reads: parse options, pw_stage_init, open sockets, pw_stage_start,
  * loop while pw_stage_running(), drain, pw_stage_finish.
  *
@@ -62,7 +63,7 @@ static inline enum pw_reason pw_reason_of(pw_record_error e) { return (enum pw_r
 typedef struct pw_stage {
     pw_common_options opts;
     pw_registry *registry;
-    /* SPEC "every stage" metrics */
+    /* the metrics every stage pushes (docs/contract.md, "Metrics") */
     pw_counter *processed;
     pw_counter_vec *errors;
     pw_gauge *lag;               /* an age (pw_age_register): set the watermark, 0 = caught up */
@@ -93,7 +94,8 @@ bool pw_stage_hurry(void);
 void pw_stage_request_stop(void);
 
 /* Logs a `stats` line when one is due: processed, rate (records/s since the
- * previous line), lag, errors, plus up to 4 stage-specific fields. */
+ * previous line), lag_seconds, errors, pushes and push_failures (when
+ * pushing), plus up to 4 stage-specific fields. */
 void pw_stage_stats(pw_stage *st, uint64_t now_ns, const pw_field *extra, size_t nextra);
 
 /* Sets up 0, pushes the final metrics (or deletes the group), logs

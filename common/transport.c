@@ -251,6 +251,12 @@ void *pw_socket_open(void *ctx, int type, const char *endpoints, bool bind,
         zmq_setsockopt(sock, ZMQ_RCVHWM, &opts->rcvhwm, sizeof opts->rcvhwm);
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &opts->maxmsgsize, sizeof opts->maxmsgsize);
     zmq_setsockopt(sock, ZMQ_LINGER, &opts->linger_ms, sizeof opts->linger_ms);
+    if (opts->heartbeat_ms > 0) {
+        int timeout = opts->heartbeat_ms * PW_HEARTBEAT_MISSES;
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &opts->heartbeat_ms, sizeof opts->heartbeat_ms);
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TTL, &timeout, sizeof timeout);
+    }
     if (apply_security(ctx, sock, bind, opts->security) != PW_OK) {
         zmq_close(sock);
         return NULL;
@@ -337,7 +343,7 @@ int pw_router_recv(void *sock, void *id, size_t id_cap, size_t *id_len, void *bo
     for (;;) {
         int n = zmq_recv(sock, id, id_cap, ZMQ_DONTWAIT);
         if (n < 0)
-            return PW_EIO;
+            return 0;
         *id_len = (size_t)n < id_cap ? (size_t)n : id_cap;
         if (!more_parts(sock))
             continue; /* an id alone: not a message */
@@ -350,6 +356,6 @@ int pw_router_recv(void *sock, void *id, size_t id_cap, size_t *id_len, void *bo
         if (n < 0 || extra)
             continue;
         *body_len = (size_t)n < body_cap ? (size_t)n : body_cap;
-        return PW_OK;
+        return 1;
     }
 }

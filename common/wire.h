@@ -1,7 +1,7 @@
 /*
  * wire.h: framing of ZeroMQ messages between the stages.
  *
- * SPEC allows several records per message when counts hold; batching is
+ * docs/contract.md "Wire": several records travel per message; batching is
  * what makes the pipeline fast (fewer messages, fewer wake-ups).  Every
  * record travels with an envelope that names its stream (producer name and
  * run, a number the producer picks at start so that a restarted producer's
@@ -16,7 +16,7 @@
  * worker -> sink: flags PW_ITEM_OUTPUT or PW_ITEM_DEAD, ts = event time
  * (0 when unknown), bytes = the finished NDJSON line without newline.
  *
- * A message that does not start with "PWB1" is a bare record (SPEC: one
+ * A message that does not start with "PWB1" is a bare record (contract: one
  * message, one record) from some other client; workers accept it without
  * an envelope.
  *

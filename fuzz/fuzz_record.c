@@ -16,6 +16,7 @@
 #include "fuzz_common.h"
 #include "pw.h"
 #include "record.h"
+#include "record_reference.h"
 
 static void check_line(const pw_buf *b, const char *what)
 {

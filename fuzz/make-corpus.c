@@ -6,7 +6,8 @@
  * them: generated records of every fault kind, batches and acks built by
  * the writers, producer command lines, log fields and label values.
  *
- *   clang -I common fuzz/make-corpus.c common/{buf,record,wire}.c -ljson-c -lm \
+ *   clang -I common fuzz/make-corpus.c \
+ *       common/{buf,record_parse,record_write,fault,generate,wire}.c -lm \
  *       -o build-fuzz/make-corpus && build-fuzz/make-corpus
  */
 #include <errno.h>

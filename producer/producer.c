@@ -54,7 +54,7 @@ typedef struct producer {
     size_t nfaults;
     pw_buf msg;
     uint64_t started_ns;       /* pacing starts here (the sink's greeting) */
-    double started_wall;       /* when the process began waiting for the sink */
+    double blocked_since;      /* records due, none in flight, none sendable (no sink or no credit) since */
     uint64_t next_scan_ns;
     bool sink_heard;           /* the sink's greeting has arrived */
     uint64_t sink_window;      /* its dedup window (0 until heard) */
@@ -139,7 +139,7 @@ static void handle_credit(producer *p, uint64_t now)
     unsigned char id[256];
     char body[PW_WIRE_CREDIT_LEN + 1];
     size_t idn, n;
-    while (pw_router_recv(p->out, id, sizeof id, &idn, body, sizeof body, &n) == PW_OK) {
+    while (pw_router_recv(p->out, id, sizeof id, &idn, body, sizeof body, &n) == 1) {
         uint32_t grant, outstanding;
         if (pw_credit_read(body, n, &grant, &outstanding) != PW_OK)
             continue;
@@ -214,12 +214,16 @@ static void update_metrics(producer *p)
     double oldest = pw_window_oldest_ts(w);
     pw_gauge_set(p->oldest_age, oldest);
     /* Freshness: everything before the oldest unacknowledged record is
-     * done; waiting for a sink that is not there with records due counts
-     * from when the wait began. */
-    if (!p->sink_heard && records_due(p, pw_now_ns()) > 0)
-        pw_gauge_set(p->st.lag, p->started_wall);
-    else
-        pw_gauge_set(p->st.lag, oldest);
+     * done.  With nothing in flight but records due that cannot go out (no
+     * sink, no worker with credit), it counts from when that began: a
+     * pipeline with no sink or no worker is stalled, not caught up. */
+    bool blocked = w->in_flight == 0 && records_due(p, pw_now_ns()) > 0 &&
+                   (!p->sink_heard || pw_dispatch_credit_total(&p->workers) == 0);
+    if (!blocked)
+        p->blocked_since = 0;
+    else if (p->blocked_since == 0)
+        p->blocked_since = pw_wall_seconds();
+    pw_gauge_set(p->st.lag, w->in_flight ? oldest : p->blocked_since);
     pw_gauge_set(p->sink_connected, p->sink_heard ? 1 : 0);
     pw_gauge_set(p->ack_timeout, w->rto_ms / 1000.0);
     pw_gauge_set(p->workers_connected, (double)p->workers.live);
@@ -289,7 +293,6 @@ static long poll_timeout_ms(const producer *p, uint64_t now)
 static int run(producer *p)
 {
     p->started_ns = pw_now_ns();
-    p->started_wall = pw_wall_seconds();
     p->next_scan_ns = p->started_ns;
     uint64_t drain_deadline = 0, last_wait_log = 0;
     while (!finished(p)) {

@@ -1,6 +1,6 @@
 /*
  * sink: writes records durably, exactly once, and acknowledges them
- * (SPEC "Delivery guarantee").
+ * (docs/contract.md "Wire"; README "Delivery guarantee, and its limits").
  *
  * Order of events for every record: dedup check -> append to the output or
  * dead-letter file -> (fdatasync, per --fsync) -> ack to the producer.  An
@@ -591,7 +591,7 @@ int main(int argc, char **argv)
     if (!s.ctx)
         goto done;
     pw_socket_opts in_opts = { .rcvhwm = 4, .maxmsgsize = SINK_MAXMSGSIZE, .linger_ms = 0,
-                               .security = &s.security };
+                               .heartbeat_ms = 1000, .security = &s.security };
     /* The ack socket receives only subscriptions (a producer name): 4 KiB. */
     pw_socket_opts ack_opts = { .sndhwm = 1000, .maxmsgsize = 4096, .linger_ms = 1000,
                                 .security = &s.security };

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -53,6 +54,19 @@ pid_t pw_test_start_pushgateway(const char *dir, int *port);
  * gateway prints it, e.g. `pipeline_records_processed_total{instance="x",job="j",stage="sink"}`).
  * NAN when absent. */
 double pw_test_gateway_value(int port, const char *series);
+
+/* First statement of main() in a suite that checks metric values: with
+ * -Dmetrics=false every update is compiled out and there is nothing to
+ * verify, so the test reports meson's "skipped" (exit 77). */
+#ifdef PW_METRICS_DISABLED
+#define PW_TEST_SKIP_WITHOUT_METRICS()                                                     \
+    do {                                                                                   \
+        fputs("metric updates compiled out (-Dmetrics=false); skipping\n", stderr);        \
+        return 77;                                                                         \
+    } while (0)
+#else
+#define PW_TEST_SKIP_WITHOUT_METRICS() ((void)0)
+#endif
 
 /* Runs a Check suite (CK_NORMAL output) and returns the exit status for
  * main: EXIT_SUCCESS when every test passed.  Frees the suite. */

@@ -1,5 +1,5 @@
 /*
- * test_log.c: the log line contract (SPEC "Logs"), checked with the real jq.
+ * test_log.c: the log line contract (docs/contract.md, "Logs"), checked with the real jq.
  *
  * Lines go to a temp file through pw_log_init; jq then reads the file with
  * -R and parses every line on its own (fromjson), so two objects glued on

@@ -1,5 +1,5 @@
 /*
- * test_options.c: the command-line contract (SPEC "Stage command lines").
+ * test_options.c: the command-line contract (docs/contract.md, "Command lines").
  *
  * Each parse runs with fd 1 and fd 2 redirected to temp files, so the tests
  * see exactly what an operator would: the stderr message naming the flag,

@@ -624,11 +624,7 @@ END_TEST
 
 int main(void)
 {
-#ifdef PW_METRICS_DISABLED
-    /* -Dmetrics=false compiles every update to nothing: nothing to verify. */
-    fputs("metric updates compiled out (-Dmetrics=false); skipping\n", stderr);
-    return 77; /* meson: skipped */
-#endif
+    PW_TEST_SKIP_WITHOUT_METRICS();
     Suite *s = suite_create("push");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);

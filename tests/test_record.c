@@ -15,6 +15,7 @@
 
 #include "pw.h"
 #include "record.h"
+#include "record_reference.h"
 #include "support.h"
 
 #define FAULT_SEQS 200
@@ -48,8 +49,9 @@ static const char *const template_fields[][2] = {
     { "payload.items", "3" },
 };
 
-/* The SPEC example record with `field` ("ts", "payload.amount", ...) left out
- * (value NULL) or set to the raw JSON `value`.  field NULL: unchanged. */
+/* The example record of docs/contract.md ("Records") with `field` ("ts",
+ * "payload.amount", ...) left out (value NULL) or set to the raw JSON
+ * `value`.  field NULL: unchanged. */
 static void build_record(pw_buf *b, const char *field, const char *value)
 {
     pw_buf_reset(b);

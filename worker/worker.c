@@ -1,7 +1,7 @@
 /*
- * worker: validates and transforms records (SPEC "Topology and wire").
+ * worker: validates and transforms records (docs/contract.md "Topology", "Records").
  *
- * Pulls batches from every --in endpoint (fair-queued by one PULL socket),
+ * Takes batches from every --in endpoint (one DEALER each, polled in turn),
  * turns each record into either an output line or a dead-letter line, and
  * pushes the results as one batch to the sink.  Nothing is dropped here: a
  * record that fails any check travels on as a dead letter with its reason
@@ -10,10 +10,16 @@
  *
  * A message of any size or content is safe: ZMQ_MAXMSGSIZE caps what
  * ZeroMQ will buffer, batch framing is bounds-checked, and a message that
- * is not a well-formed batch is handled as one bare record (SPEC: one
+ * is not a well-formed batch is handled as one bare record (contract: one
  * message may carry one record) and, if it is not a valid one either,
- * dead-lettered.  Per record nothing is allocated by us: the result batch
- * is built in a reused buffer; only json-c allocates its parse tree.
+ * dead-lettered.  Per record nothing is allocated: the one-pass parser
+ * (record_parse.c) builds no tree and the result batch is built in a
+ * reused buffer.
+ *
+ * Input: one DEALER per --in endpoint; the worker asks each producer for
+ * about 50 ms of work as it measures itself (credit, common/dispatch.h and
+ * docs/design.md) and heartbeats every PW_WIRE_HEARTBEAT_MS, also while
+ * it is busy, so the producer can tell slow from lost.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +42,7 @@
 #define WORKER_CREDIT_SECONDS 0.05
 #define WORKER_INITIAL_CREDIT 16  /* until measured: a slow worker must not start with a long hold */
 #define WORKER_MAX_SOURCES 16
+#define WORKER_STOP_SEND_NS 5000000000ull
 
 /* One producer endpoint: a DEALER socket and the credit asked of it. */
 typedef struct source {
@@ -115,8 +122,9 @@ static void delay(worker *w, uint64_t ms)
 }
 
 /* Sends the result batch, blocking while the sink applies back-pressure
- * (never dropping) but heartbeating meanwhile.  On stop we keep trying
- * until the drain gives up (second signal). */
+ * (never dropping) but heartbeating meanwhile.  On stop we keep trying for
+ * WORKER_STOP_SEND_NS, or until a second signal: what is not sent then is
+ * re-sent by the producer. */
 static void send_result(worker *w)
 {
     if (!pw_buf_ok(&w->result)) {
@@ -124,8 +132,12 @@ static void send_result(worker *w)
                PW_UINT("bytes", w->result.len));
         return;
     }
+    uint64_t give_up = 0;
     while (zmq_send(w->push, w->result.data, w->result.len, ZMQ_DONTWAIT) < 0) {
-        if ((errno != EAGAIN && errno != EINTR) || pw_stage_hurry()) {
+        uint64_t now = pw_now_ns();
+        if (!pw_stage_running() && !give_up)
+            give_up = now + WORKER_STOP_SEND_NS;
+        if ((errno != EAGAIN && errno != EINTR) || pw_stage_hurry() || (give_up && now >= give_up)) {
             PW_LOG(PW_LOG_WARN, "result batch not sent; the producer will re-send",
                    PW_STR("error", zmq_strerror(errno)));
             return;
@@ -133,6 +145,7 @@ static void send_result(worker *w)
         zmq_pollitem_t item = { w->push, 0, ZMQ_POLLOUT, 0 };
         zmq_poll(&item, 1, 100);
         tick(w, pw_now_ns());
+        pw_stage_stats(&w->st, pw_now_ns(), NULL, 0);
     }
 }
 
@@ -291,7 +304,7 @@ static int run(worker *w)
 static int open_sources(worker *w)
 {
     pw_socket_opts in_opts = { .sndhwm = 100, .rcvhwm = 100, .maxmsgsize = PW_WIRE_MAX_MESSAGE, .linger_ms = 0,
-                               .security = &w->security };
+                               .heartbeat_ms = 1000, .security = &w->security };
     char list[4096];
     snprintf(list, sizeof list, "%s", w->in);
     char *save = NULL;

@@ -8,6 +8,7 @@ import base64
 import datetime
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -44,10 +45,30 @@ def check(cond, msg):
         fail(msg)
 
 
+# Ports handed out below the kernel's ephemeral range (32768-60999 by
+# default): a port the kernel picks for bind(0) is also what it picks for the
+# local side of other tests' outgoing connections, so a "free" port from
+# there can be taken by a connect() in a parallel test before our server
+# binds it.  Random ports from this range only race with other tests' own
+# picks (1 in ~12 000 per pair), and never twice in one process.
+_PORT_LO, _PORT_HI = 20000, 32000
+_ports_given = set()
+_port_rng = random.Random(os.getpid() ^ int(time.time() * 1e6))
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(200):
+        port = _port_rng.randrange(_PORT_LO, _PORT_HI)
+        if port in _ports_given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    fail("no free loopback port in %d-%d" % (_PORT_LO, _PORT_HI))
 
 
 def wait_for(cond, timeout, what, interval=0.02):
@@ -410,12 +431,44 @@ def greeting(producer, dedup_window):
     return producer.encode() + b"\0PWG1" + struct.pack("<Q", dedup_window)
 
 
+GATEWAY_OWN_FAMILIES = ("push_time_seconds", "push_failure_time_seconds")
+
+
+def pushed_families(gw, job):
+    """What the stages of `job` pushed to the gateway, as
+    {stage: {family: (type, frozenset(label names))}}; label names leave
+    out the grouping key (job, stage, instance) and a histogram's `le`.
+    Families the gateway adds to every group itself are left out."""
+    status, body = http_get(gw.url + "/metrics")
+    check(status == 200, "pushgateway /metrics answered %s" % status)
+    family, ftype = None, None
+    out = {}
+    for line in body.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, ftype = line.split(" ", 3)
+            continue
+        for name, labels, _ in parse_samples(line):
+            if labels.get("job") != job or family in GATEWAY_OWN_FAMILIES:
+                continue
+            suffixes = ("_bucket", "_sum", "_count") if ftype == "histogram" else ("",)
+            check(any(name == family + s for s in suffixes),
+                  "sample %s outside its family %s (%s)" % (name, family, ftype))
+            names = frozenset(labels) - {"job", "stage", "instance", "le"}
+            fams = out.setdefault(labels.get("stage"), {})
+            prev = fams.get(family)
+            check(prev is None or prev == (ftype, names),
+                  "%s pushed %s with label sets %s and %s" % (labels.get("stage"), family, prev, names))
+            fams[family] = (ftype, names)
+    return out
+
+
 # ---- helpers for the lag tests (tests/integration/test_lag_*.py) ----------
 
 def free_port_block(n, tries=200):
     """A base port such that base .. base+n-1 are free on 127.0.0.1 now
     (for `./pipeline up`, whose endpoints are PIPEWATCH_PORT_BASE + 0..3).
-    Picked from the OS's ephemeral choice and checked by binding each."""
+    Picked like free_port (below the ephemeral range, never given twice in
+    this process) and checked by binding each."""
     for _ in range(tries):
         base = free_port()
         if base + n > 65535:
@@ -426,6 +479,7 @@ def free_port_block(n, tries=200):
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 socks.append(s)
                 s.bind(("127.0.0.1", p))
+            _ports_given.update(range(base, base + n))
             return base
         except OSError:
             continue

@@ -119,7 +119,8 @@ def test_worker():
     ctx = zmq.Context()
     push = ctx.socket(zmq.DEALER)  # bare-record clients bind a DEALER
     push.sndhwm = 1000
-    port = push.bind_to_random_port("tcp://127.0.0.1")
+    port = pwtest.free_port()
+    push.bind("tcp://127.0.0.1:%d" % port)
     ok = False
     try:
         pipe.start_sink()

@@ -6,6 +6,8 @@ import random
 
 import zmq
 
+import pwtest
+
 from pwtest import (Pipeline, Pushgateway, check, dead_letter_raw, expected_reason, log, valid_record,
                     wait_for)
 
@@ -18,7 +20,8 @@ def main():
     # Another client sending bare records binds a DEALER (the worker's input
     # sockets are DEALERs); the worker's credit messages arrive and are ignored.
     push = ctx.socket(zmq.DEALER)
-    port = push.bind_to_random_port("tcp://127.0.0.1")
+    port = pwtest.free_port()
+    push.bind("tcp://127.0.0.1:%d" % port)
     ok = False
     try:
         pipe.start_sink()
