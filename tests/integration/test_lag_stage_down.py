@@ -1,4 +1,7 @@
-"""`./pipeline up` with a test Pushgateway: kill -9 of a worker makes
+"""`./pipeline up` with a test Pushgateway: `./pipeline inject` into it
+reports what it sent and what the workers rejected by reason (and says so,
+exit 1, when no pipeline is there; names a bad flag, exit 2); kill -9 of a
+worker makes
 `./pipeline status` (and the launcher's live line) say DOWN for it, with
 its rate unknown, while the other stages stay UP and the run goes on; a
 stage that exits on its own (the sink cannot open its output file) ends
@@ -87,6 +90,31 @@ def main():
             want = {"producer-1", "worker-1", "worker-2", "sink-1"}
             return rows if rc == 0 and want <= set(rows) and all(rows[i]["STATE"] == "UP" for i in want) else None
         wait_for(all_up, 60, "all four stages UP in ./pipeline status", interval=0.5)
+        # inject into it: progress, acknowledgement and the summary by reason.
+        r = subprocess.run([LAUNCHER, "inject", "--kind", "malformed_json,empty", "--count", "200",
+                            "--rate", "400"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+        check(r.returncode == 0, "inject exited %d: %s %s" % (r.returncode, r.stdout, r.stderr))
+        check("inject: sending 200 faulty record(s) of kind malformed_json,empty" in r.stdout
+              and "inject: 200 record(s) sent and acknowledged by the sink" in r.stdout
+              and "by reason: empty " in r.stdout and "malformed_json " in r.stdout,
+              "inject output: %r" % r.stdout)
+        log(r.stdout.rstrip())
+        # inject with no pipeline there: says so, exit 1, no waiting for ever.
+        r = subprocess.run([LAUNCHER, "inject", "--kind", "empty", "--count", "5"],
+                           env=dict(env, PIPEWATCH_PORT_BASE=str(free_port_block(4))),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        check(r.returncode == 1 and "no pipeline is running" in r.stderr,
+              "inject without a pipeline: exit %d, %r" % (r.returncode, r.stderr))
+        r = subprocess.run([LAUNCHER, "inject", "--count", "10", "--kind"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=30)
+        check(r.returncode == 2 and r.stderr.startswith("pipeline inject: --kind: missing value"),
+              "inject --kind without a value: exit %d, %r" % (r.returncode, r.stderr))
+        r = subprocess.run([LAUNCHER, "inject", "--count", "10", "--kind", "bogus"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        check(r.returncode == 2 and "--kind: unknown kind 'bogus'" in r.stderr and "fault-kinds" not in r.stderr,
+              "inject --kind bogus: exit %d, %r" % (r.returncode, r.stderr))
+
         victim = pids(tmp)["worker-1"]
         t_kill = time.monotonic()
         os.kill(victim, signal.SIGKILL)
