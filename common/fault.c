@@ -202,3 +202,16 @@ pw_fault pw_fault_pick(uint64_t run, uint64_t seq, double rate, const pw_fault *
         return PW_FAULT_NONE;
     return faults[mix64(h) % n];
 }
+
+int pw_fault_kinds(const char *list, pw_fault *out, size_t *n)
+{
+    unsigned mask = 0;
+    const char *bad;
+    *n = 0;
+    if (pw_fault_parse_list(list, &mask, &bad) != PW_OK)
+        return PW_EINVAL;
+    for (int f = 1; f < PW_FAULT_COUNT; f++)
+        if (mask & (1u << f))
+            out[(*n)++] = (pw_fault)f;
+    return PW_OK;
+}

@@ -125,6 +125,9 @@ pw_record_error pw_fault_expected_error(pw_fault f);
  * fault f).  PW_OK, or PW_EINVAL with *bad pointing at the unknown name
  * (a static copy, valid until the next call). */
 int pw_fault_parse_list(const char *list, unsigned *mask, const char **bad);
+/* The same list as the fault kinds it names, in catalogue order, into
+ * out[PW_FAULT_COUNT]; *n of them.  PW_OK or PW_EINVAL. */
+int pw_fault_kinds(const char *list, pw_fault *out, size_t *n);
 /* The fault of record `seq` of a run: PW_FAULT_NONE with probability
  * 1 - rate, else one of faults[0..n).  A pure function of (run, seq), so a
  * re-send regenerates exactly the same record. */

@@ -5,9 +5,8 @@
 #include "window.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
-
-#include "pw.h"
 
 static inline pw_window_slot *slot_of(const pw_window *w, uint64_t seq)
 {
@@ -221,6 +220,17 @@ uint32_t pw_window_scan_interval_ms(const pw_window *w)
     return every < 5 ? 5 : every > 250 ? 250 : every;
 }
 
+uint64_t pw_window_scan_if_due(pw_window *w, uint64_t now_ns, uint64_t *next_ns)
+{
+    uint64_t n = 0;
+    if (now_ns >= w->next_scan_ns) {
+        n = pw_window_scan(w, now_ns);
+        w->next_scan_ns = now_ns + pw_window_scan_interval_ms(w) * 1000000ull;
+    }
+    *next_ns = w->next_scan_ns;
+    return n;
+}
+
 uint64_t pw_window_requeue_peer(pw_window *w, uint16_t peer)
 {
     uint64_t found = 0;
@@ -238,6 +248,33 @@ void pw_window_requeue(pw_window *w, uint64_t seq)
 {
     if (seq >= w->oldest && seq < w->next_seq && slot_of(w, seq)->state == PW_SLOT_SENT)
         queue_slot(w, seq, PW_SLOT_QUEUED_LOST);
+}
+
+void pw_window_requeue_batch(pw_window *w, const void *msg, size_t len)
+{
+    pw_batch_reader r;
+    pw_batch_item item;
+    if (pw_batch_read_begin(&r, msg, len) != PW_OK)
+        return;
+    while (pw_batch_read_next(&r, &item) == 1)
+        pw_window_requeue(w, item.seq);
+}
+
+uint64_t pw_pace_due(const pw_pace *p, uint64_t sent, uint64_t now_ns)
+{
+    if (p->rate == 0)
+        return UINT64_MAX;
+    double allowed = floor((double)(now_ns - p->started_ns) / 1e9 * (double)p->rate) + 1;
+    return allowed > (double)sent ? (uint64_t)(allowed - (double)sent) : 0;
+}
+
+long pw_pace_wait_ms(const pw_pace *p, uint64_t sent, uint64_t now_ns, long cap)
+{
+    if (p->rate == 0)
+        return 0;
+    double next_at = (double)sent / (double)p->rate; /* record `sent` is due once elapsed * rate >= sent */
+    double wait_ms = (next_at - (double)(now_ns - p->started_ns) / 1e9) * 1000.0;
+    return wait_ms <= 0 ? 0 : wait_ms < (double)cap ? (long)ceil(wait_ms) : cap;
 }
 
 bool pw_window_check(const pw_window *w)
@@ -259,4 +296,40 @@ bool pw_window_check(const pw_window *w)
     }
     return unacked == w->in_flight && q == w->queued && w->rto_ms >= w->rto_min_ms &&
            w->rto_ms <= w->rto_max_ms;
+}
+
+static const char *const resend_causes[PW_RESEND_CAUSES] = { "ack_timeout", "worker_lost" };
+
+int pw_window_metrics_register(pw_window *w, pw_registry *reg)
+{
+    w->in_flight_gauge = pw_gauge_register(reg, "pipeline_records_in_flight",
+                                           "Records sent and not yet acknowledged by the sink.");
+    w->oldest_age = pw_age_register(reg, "pipeline_oldest_unacked_age_seconds",
+                                    "Now minus the event time of the oldest record sent and not yet "
+                                    "acknowledged (0 when none); computed when pushed.");
+    w->ack_timeout = pw_gauge_register(reg, "pipeline_ack_timeout_seconds",
+                                       "Current re-send timeout, adapted to the measured ack latency "
+                                       "(--ack-timeout is its ceiling).");
+    w->retried = pw_counter_vec_register(reg, "pipeline_records_retried_total",
+                                         "Records sent again, by cause: ack_timeout (no ack within the "
+                                         "re-send timeout) or worker_lost (the worker holding it went silent).",
+                                         "cause", resend_causes, PW_RESEND_CAUSES);
+    w->ack_latency = pw_histogram_register(reg, "pipeline_ack_latency_seconds",
+                                           "Send to acknowledgement time of records acknowledged after their "
+                                           "first send.", pw_buckets_latency, pw_buckets_latency_len);
+    return w->in_flight_gauge && w->oldest_age && w->ack_timeout && w->retried && w->ack_latency ? PW_OK
+                                                                                                  : PW_ENOMEM;
+}
+
+void pw_window_metrics_update(pw_window *w)
+{
+    if (!w->in_flight_gauge)
+        return;
+    pw_gauge_set(w->in_flight_gauge, (double)w->in_flight);
+    pw_gauge_set(w->oldest_age, pw_window_oldest_ts(w));
+    pw_gauge_set(w->ack_timeout, w->rto_ms / 1000.0);
+    for (int c = 0; c < PW_RESEND_CAUSES; c++) {
+        pw_counter_vec_add(w->retried, (size_t)c, w->resent[c] - w->resent_pushed[c]);
+        w->resent_pushed[c] = w->resent[c];
+    }
 }

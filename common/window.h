@@ -46,6 +46,7 @@
 
 #include "buf.h"
 #include "metrics.h"
+#include "pw.h"
 #include "wire.h"
 
 enum pw_slot_state {
@@ -74,13 +75,18 @@ typedef struct pw_window {
     uint64_t next_seq, oldest, in_flight;
     uint64_t queued, resend_cursor;
     uint64_t epoch_ns;
+    uint64_t next_scan_ns;
     /* re-send timer, ms */
     double srtt_ms, rttvar_ms;
     bool have_rtt;
     uint32_t rto_ms, rto_min_ms, rto_max_ms;
     /* counts for metrics */
     uint64_t resent[PW_RESEND_CAUSES];
-    pw_histogram *ack_latency;  /* optional: seconds, records acked on their first send */
+    /* metrics (optional, pw_window_metrics_register) */
+    pw_gauge *in_flight_gauge, *oldest_age, *ack_timeout;
+    pw_counter_vec *retried;
+    pw_histogram *ack_latency;  /* seconds, records acked on their first send (updated by pw_window_ack) */
+    uint64_t resent_pushed[PW_RESEND_CAUSES];
 } pw_window;
 
 /* max_in_flight >= 1; rto_max_ms >= rto_min_ms >= 1.  PW_OK or PW_ENOMEM. */
@@ -127,12 +133,35 @@ uint64_t pw_window_ack(pw_window *w, uint64_t first, uint64_t n, uint64_t now_ns
 uint64_t pw_window_scan(pw_window *w, uint64_t now_ns);
 /* How long until the next scan is worth doing (ms). */
 uint32_t pw_window_scan_interval_ms(const pw_window *w);
+/* Scans when one is due (every pw_window_scan_interval_ms); returns how
+ * many records it queued, and sets *next_ns to when the next scan is due. */
+uint64_t pw_window_scan_if_due(pw_window *w, uint64_t now_ns, uint64_t *next_ns);
 
 /* Queues at once every record sent to `peer` and not yet acknowledged (the
  * worker is gone).  Returns how many. */
 uint64_t pw_window_requeue_peer(pw_window *w, uint16_t peer);
 /* Queues one record again (its message could not be handed to ZeroMQ). */
 void pw_window_requeue(pw_window *w, uint64_t seq);
+/* Queues again every record of a batch message built by pw_window_fill. */
+void pw_window_requeue_batch(pw_window *w, const void *msg, size_t len);
+
+/* Registers pipeline_records_in_flight, pipeline_oldest_unacked_age_seconds,
+ * pipeline_ack_timeout_seconds, pipeline_records_retried_total{cause} and
+ * pipeline_ack_latency_seconds in reg (main thread, before pushing starts).
+ * PW_OK or PW_ENOMEM. */
+int pw_window_metrics_register(pw_window *w, pw_registry *reg);
+/* Brings those metrics up to date (the owner's thread, e.g. once a loop). */
+void pw_window_metrics_update(pw_window *w);
+
+/* Pacing of new records at `rate` per second from started_ns (rate 0:
+ * unpaced).  pw_pace_due: how many records beyond `sent` are due at now
+ * (UINT64_MAX unpaced); pw_pace_wait_ms: ms until record `sent` is due (0
+ * when due now), at most cap. */
+typedef struct pw_pace {
+    uint64_t rate, started_ns;
+} pw_pace;
+uint64_t pw_pace_due(const pw_pace *p, uint64_t sent, uint64_t now_ns);
+long pw_pace_wait_ms(const pw_pace *p, uint64_t sent, uint64_t now_ns, long cap);
 
 /* Checks every invariant above by walking the window (tests). true when all hold. */
 bool pw_window_check(const pw_window *w);

@@ -19,8 +19,6 @@
  */
 #include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +40,7 @@ typedef struct producer {
     pw_stage st;
     /* options */
     const char *bind, *ack, *id, *fault_kinds;
-    uint64_t rate, count, ack_timeout_ms, batch, max_in_flight, drain_timeout_ms;
+    uint64_t count, ack_timeout_ms, batch, max_in_flight, drain_timeout_ms;
     double fault_rate;
     pw_security security;
     /* state */
@@ -53,19 +51,14 @@ typedef struct producer {
     pw_fault faults[PW_FAULT_COUNT];
     size_t nfaults;
     pw_buf msg;
-    uint64_t started_ns;       /* pacing starts here (the sink's greeting) */
+    pw_pace pace;              /* --rate, from the sink's greeting */
     double blocked_since;      /* records due, none in flight, none sendable (no sink or no credit) since */
-    uint64_t next_scan_ns;
+    uint64_t next_scan_ns, started_ns;
     bool sink_heard;           /* the sink's greeting has arrived */
     uint64_t sink_window;      /* its dedup window (0 until heard) */
     /* producer-only metrics */
-    pw_gauge *in_flight_gauge, *oldest_age, *sink_connected, *ack_timeout, *workers_connected;
-    pw_counter_vec *retried;
-    pw_histogram *ack_latency;
-    uint64_t retried_seen[PW_RESEND_CAUSES];
+    pw_gauge *sink_connected, *workers_connected;
 } producer;
-
-static const char *const resend_causes[PW_RESEND_CAUSES] = { "ack_timeout", "worker_lost" };
 
 static void write_record(void *ctx, pw_buf *out, uint64_t seq, double ts)
 {
@@ -79,11 +72,7 @@ static uint64_t records_due(const producer *p, uint64_t now)
     if (!pw_stage_running() || (p->count && p->window.next_seq >= p->count))
         return 0;
     uint64_t left = p->count ? p->count - p->window.next_seq : UINT64_MAX;
-    if (p->rate == 0)
-        return left;
-    double elapsed = (double)(now - p->started_ns) / 1e9;
-    double allowed = floor(elapsed * (double)p->rate) + 1;
-    uint64_t due = allowed > (double)p->window.next_seq ? (uint64_t)(allowed - (double)p->window.next_seq) : 0;
+    uint64_t due = pw_pace_due(&p->pace, p->window.next_seq, now);
     return due < left ? due : left;
 }
 
@@ -94,7 +83,7 @@ static void sink_greeted(producer *p, uint64_t window)
     if (!p->sink_heard) {
         p->sink_heard = true;
         if (p->window.next_seq == 0)
-            p->started_ns = pw_now_ns(); /* pace from the first send */
+            p->pace.started_ns = pw_now_ns(); /* pace from the first send */
         PW_LOG(PW_LOG_INFO, "sink is listening; sending records", PW_STR("ack", p->ack),
                PW_UINT("dedup_window", window));
     }
@@ -189,11 +178,7 @@ static void dispatch(producer *p, uint64_t now)
             PW_LOG(PW_LOG_WARN, "worker unreachable; re-sending what it held",
                    PW_STR("error", zmq_strerror(errno)));
             pw_dispatch_drop(&p->workers, i);
-            pw_batch_reader r;
-            pw_batch_item item;
-            pw_batch_read_begin(&r, p->msg.data, p->msg.len);
-            while (pw_batch_read_next(&r, &item) == 1)
-                pw_window_requeue(&p->window, item.seq);
+            pw_window_requeue_batch(&p->window, p->msg.data, p->msg.len);
             pw_window_requeue_peer(&p->window, (uint16_t)i);
             continue;
         }
@@ -206,13 +191,11 @@ static void dispatch(producer *p, uint64_t now)
     }
 }
 
-/* Gauges and counters that mirror the window (updated once per loop). */
+/* Metrics that mirror the window and the workers (updated once per loop). */
 static void update_metrics(producer *p)
 {
     const pw_window *w = &p->window;
-    pw_gauge_set(p->in_flight_gauge, (double)w->in_flight);
-    double oldest = pw_window_oldest_ts(w);
-    pw_gauge_set(p->oldest_age, oldest);
+    pw_window_metrics_update(&p->window);
     /* Freshness: everything before the oldest unacknowledged record is
      * done.  With nothing in flight but records due that cannot go out (no
      * sink, no worker with credit), it counts from when that began: a
@@ -223,14 +206,9 @@ static void update_metrics(producer *p)
         p->blocked_since = 0;
     else if (p->blocked_since == 0)
         p->blocked_since = pw_wall_seconds();
-    pw_gauge_set(p->st.lag, w->in_flight ? oldest : p->blocked_since);
+    pw_gauge_set(p->st.lag, w->in_flight ? pw_window_oldest_ts(w) : p->blocked_since);
     pw_gauge_set(p->sink_connected, p->sink_heard ? 1 : 0);
-    pw_gauge_set(p->ack_timeout, w->rto_ms / 1000.0);
     pw_gauge_set(p->workers_connected, (double)p->workers.live);
-    for (int c = 0; c < PW_RESEND_CAUSES; c++) {
-        pw_counter_vec_add(p->retried, (size_t)c, w->resent[c] - p->retried_seen[c]);
-        p->retried_seen[c] = w->resent[c];
-    }
 }
 
 static int open_sockets(producer *p)
@@ -283,17 +261,12 @@ static long poll_timeout_ms(const producer *p, uint64_t now)
         return 0;
     if (!pw_stage_running() || (p->count && p->window.next_seq >= p->count) || pw_window_room(&p->window) == 0)
         return limit; /* an ack wakes us */
-    if (p->rate == 0)
-        return 0;
-    double next_at = (double)(p->window.next_seq + 1) / (double)p->rate;
-    double wait_ms = (next_at - (double)(now - p->started_ns) / 1e9) * 1000.0;
-    return wait_ms <= 0 ? 0 : wait_ms < (double)limit ? (long)ceil(wait_ms) : limit;
+    return pw_pace_wait_ms(&p->pace, p->window.next_seq, now, limit);
 }
 
 static int run(producer *p)
 {
-    p->started_ns = pw_now_ns();
-    p->next_scan_ns = p->started_ns;
+    p->started_ns = p->pace.started_ns = pw_now_ns();
     uint64_t drain_deadline = 0, last_wait_log = 0;
     while (!finished(p)) {
         uint64_t now = pw_now_ns();
@@ -310,14 +283,11 @@ static int run(producer *p)
             break; /* the last ack just came: do not sleep out a poll first */
         handle_credit(p, now);
         expire_workers(p, now);
-        if (now >= p->next_scan_ns) {
-            uint64_t n = pw_window_scan(&p->window, now);
-            if (n) {
-                static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
-                PW_LOG_LIMITED(&lim, PW_LOG_WARN, "re-sending unacknowledged records", PW_UINT("count", n),
-                               PW_UINT("ack_timeout_ms", p->window.rto_ms));
-            }
-            p->next_scan_ns = now + pw_window_scan_interval_ms(&p->window) * 1000000ull;
+        uint64_t overdue = pw_window_scan_if_due(&p->window, now, &p->next_scan_ns);
+        if (overdue) {
+            static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
+            PW_LOG_LIMITED(&lim, PW_LOG_WARN, "re-sending unacknowledged records", PW_UINT("count", overdue),
+                           PW_UINT("ack_timeout_ms", p->window.rto_ms));
         }
         dispatch(p, now);
         if (!p->sink_heard && now - last_wait_log >= 10000000000ull) {
@@ -364,9 +334,9 @@ static const char *id_check(const char *id)
 
 static const char *fault_kinds_check(const char *list)
 {
-    unsigned mask;
-    const char *bad;
-    return pw_fault_parse_list(list, &mask, &bad) == PW_OK ? NULL : "unknown fault kind";
+    pw_fault faults[PW_FAULT_COUNT];
+    size_t n;
+    return pw_fault_kinds(list, faults, &n) == PW_OK ? NULL : "unknown fault kind";
 }
 
 int main(int argc, char **argv)
@@ -376,7 +346,7 @@ int main(int argc, char **argv)
         .ack = "tcp://127.0.0.1:5559",
         .id = "p1",
         .fault_kinds = "all",
-        .rate = 1000,
+        .pace = { .rate = 1000 },
         .ack_timeout_ms = 5000,
         .batch = 256,
         .max_in_flight = 65536,
@@ -385,14 +355,14 @@ int main(int argc, char **argv)
     };
     const pw_option opts[] = {
         { .name = "bind", .type = PW_OPT_STRING, .dest = &p.bind, .metavar = "EP",
-          .help = "endpoint the workers pull records from (default tcp://127.0.0.1:5557)",
+          .help = "endpoint the workers connect to and ask for records (default tcp://127.0.0.1:5557)",
           .check = pw_endpoints_check },
         { .name = "ack", .type = PW_OPT_STRING, .dest = &p.ack, .metavar = "EP",
           .help = "sink's ack endpoint to subscribe to (default tcp://127.0.0.1:5559)",
           .check = pw_endpoints_check },
         { .name = "id", .type = PW_OPT_STRING, .dest = &p.id, .metavar = "NAME",
           .help = "producer name, prefix of record ids (default p1)", .check = id_check },
-        { .name = "rate", .type = PW_OPT_U64, .dest = &p.rate, .metavar = "N",
+        { .name = "rate", .type = PW_OPT_U64, .dest = &p.pace.rate, .metavar = "N",
           .help = "records per second, 0 = as fast as the pipeline takes them (default 1000)",
           .min = 0, .max = 100000000 },
         { .name = "count", .type = PW_OPT_U64, .dest = &p.count, .metavar = "N",
@@ -423,48 +393,27 @@ int main(int argc, char **argv)
                               opts, PW_ARRAY_LEN(opts), &p.st.opts);
     if (rc != PW_OPTIONS_CONTINUE)
         return rc == PW_OPTIONS_EXIT_OK ? PW_EXIT_OK : PW_EXIT_USAGE;
-    const char *unused;
-    unsigned fault_mask = 0;
-    pw_fault_parse_list(p.fault_kinds, &fault_mask, &unused); /* checked while parsing */
-    for (int f = 1; f < PW_FAULT_COUNT; f++)
-        if (fault_mask & (1u << f))
-            p.faults[p.nfaults++] = (pw_fault)f;
+    pw_fault_kinds(p.fault_kinds, p.faults, &p.nfaults); /* checked while parsing */
 
     if (pw_stage_init(&p.st) != PW_OK)
         return PW_EXIT_FAILURE;
     pw_registry *reg = p.st.registry;
-    p.in_flight_gauge = pw_gauge_register(reg, "pipeline_records_in_flight",
-                                          "Records sent and not yet acknowledged by the sink.");
-    p.oldest_age = pw_age_register(reg, "pipeline_oldest_unacked_age_seconds",
-                                   "Now minus the event time of the oldest record sent and not yet "
-                                   "acknowledged (0 when none); computed when pushed.");
     p.sink_connected = pw_gauge_register(reg, "pipeline_sink_connected",
                                          "1 once the sink has answered on the ack endpoint, 0 while waiting for it.");
-    p.ack_timeout = pw_gauge_register(reg, "pipeline_ack_timeout_seconds",
-                                      "Current re-send timeout, adapted to the measured ack latency "
-                                      "(--ack-timeout is its ceiling).");
     p.workers_connected = pw_gauge_register(reg, "pipeline_workers_connected",
                                             "Workers currently asking this producer for records.");
-    p.retried = pw_counter_vec_register(reg, "pipeline_records_retried_total",
-                                        "Records sent again, by cause: ack_timeout (no ack within the "
-                                        "re-send timeout) or worker_lost (the worker holding it went silent).",
-                                        "cause", resend_causes, PW_RESEND_CAUSES);
-    p.ack_latency = pw_histogram_register(reg, "pipeline_ack_latency_seconds",
-                                          "Send to acknowledgement time of records acknowledged after their first send.",
-                                          pw_buckets_latency, pw_buckets_latency_len);
     p.run = (uint64_t)(pw_wall_seconds() * 1e6);
     uint64_t now = pw_now_ns();
     uint32_t rto_min = p.ack_timeout_ms < 200 ? (uint32_t)p.ack_timeout_ms : 200;
     int wrc = pw_window_init(&p.window, p.max_in_flight, rto_min, (uint32_t)p.ack_timeout_ms, now);
     int drc = pw_dispatch_init(&p.workers, 1024, PW_WIRE_HEARTBEAT_MS, PW_WIRE_WORKER_LOST_MS);
-    p.window.ack_latency = p.ack_latency;
     int exit_code = PW_EXIT_FAILURE;
-    if (!p.in_flight_gauge || !p.oldest_age || !p.sink_connected || !p.ack_timeout || !p.workers_connected ||
-        !p.retried || !p.ack_latency || wrc != PW_OK || drc != PW_OK) {
+    if (!p.sink_connected || !p.workers_connected || wrc != PW_OK || drc != PW_OK ||
+        pw_window_metrics_register(&p.window, reg) != PW_OK) {
         PW_LOG(PW_LOG_ERROR, "out of memory", PW_UINT("max_in_flight", p.max_in_flight));
     } else if (open_sockets(&p) == PW_OK && pw_stage_start(&p.st) == PW_OK) {
         PW_LOG(PW_LOG_INFO, "producing", PW_STR("bind", p.bind), PW_STR("ack", p.ack),
-               PW_STR("id", p.id), PW_UINT("run", p.run), PW_UINT("rate", p.rate),
+               PW_STR("id", p.id), PW_UINT("run", p.run), PW_UINT("rate", p.pace.rate),
                PW_UINT("count", p.count), PW_DBL("fault_rate", p.fault_rate));
         exit_code = run(&p);
     }

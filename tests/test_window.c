@@ -396,6 +396,43 @@ START_TEST(test_window_lost_worker_records_are_resent_at_once_and_counted)
 }
 END_TEST
 
+START_TEST(test_pace_allows_rate_per_second_from_the_start)
+{
+    pw_pace p = { .rate = 1000, .started_ns = 5000 * MS };
+    ck_assert_uint_eq(pw_pace_due(&p, 0, 5000 * MS), 1);       /* the first at once */
+    ck_assert_uint_eq(pw_pace_due(&p, 1, 5000 * MS), 0);
+    ck_assert_uint_eq(pw_pace_due(&p, 1, 5001 * MS), 1);
+    ck_assert_uint_eq(pw_pace_due(&p, 1, 6000 * MS), 1000);    /* a second later: 1001 in all */
+    ck_assert_uint_eq(pw_pace_due(&p, 2000, 6000 * MS), 0);
+    ck_assert_int_eq(pw_pace_wait_ms(&p, 1, 5000 * MS, 100), 1);
+    ck_assert_int_eq(pw_pace_wait_ms(&p, 500, 5000 * MS, 100), 100); /* capped */
+    ck_assert_int_eq(pw_pace_wait_ms(&p, 1, 5002 * MS, 100), 0);
+    pw_pace unpaced = { .rate = 0 };
+    ck_assert_uint_eq(pw_pace_due(&unpaced, 12345, 0), UINT64_MAX);
+    ck_assert_int_eq(pw_pace_wait_ms(&unpaced, 12345, 0, 100), 0);
+}
+END_TEST
+
+START_TEST(test_window_requeue_batch_queues_exactly_the_batch)
+{
+    pw_window w;
+    pw_buf msg = PW_BUF_INIT, other = PW_BUF_INIT;
+    ck_assert_int_eq(pw_window_init(&w, 1024, 200, 5000, 0), PW_OK);
+    fill_fixed(&w, &other, 10, 30, 30, 0);
+    fill_fixed(&w, &msg, 10, 20, 20, 0); /* seqs 30..49 */
+    pw_window_requeue_batch(&w, msg.data, msg.len);
+    ck_assert_uint_eq(w.queued, 20);
+    for (uint64_t seq = 0; seq < 50; seq++)
+        ck_assert_int_eq(w.slots[seq].state, seq >= 30 ? PW_SLOT_QUEUED_LOST : PW_SLOT_SENT);
+    pw_window_requeue_batch(&w, "garbage", 7); /* not a batch: nothing */
+    ck_assert_uint_eq(w.queued, 20);
+    ck_assert(pw_window_check(&w));
+    pw_buf_free(&msg);
+    pw_buf_free(&other);
+    pw_window_free(&w);
+}
+END_TEST
+
 /* ---- dispatch ------------------------------------------------------------- */
 
 START_TEST(test_dispatch_credit_from_new_known_and_quiet_workers)
@@ -461,6 +498,8 @@ int main(void)
     tcase_add_test(tc, test_window_span_never_exceeds_the_sink_window);
     tcase_add_test(tc, test_window_timeout_follows_measured_latency_and_backs_off);
     tcase_add_test(tc, test_window_lost_worker_records_are_resent_at_once_and_counted);
+    tcase_add_test(tc, test_pace_allows_rate_per_second_from_the_start);
+    tcase_add_test(tc, test_window_requeue_batch_queues_exactly_the_batch);
     tcase_add_test(tc, test_dispatch_credit_from_new_known_and_quiet_workers);
     tcase_add_test(tc, test_dispatch_silent_worker_is_lost_once_and_can_come_back);
     suite_add_tcase(s, tc);

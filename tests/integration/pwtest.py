@@ -5,6 +5,7 @@ parallel under `meson test`.  Processes are stopped by PID.  Waiting is
 always "poll a condition until a deadline" (wait_for), never a bare sleep.
 """
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -460,6 +461,27 @@ def pushed_families(gw, job):
                   "%s pushed %s with label sets %s and %s" % (labels.get("stage"), family, prev, names))
             fams[family] = (ftype, names)
     return out
+
+
+@contextlib.contextmanager
+def scenario(tag, gateway=False):
+    """A Pipeline (and a Pushgateway it pushes to, with gateway=True) for
+    one test part: yields (pipe, gateway or None); on success stops every
+    stage cleanly and removes the temp dir, on failure kills and keeps it."""
+    pipe = Pipeline(tag)
+    gw = None
+    ok = False
+    try:
+        if gateway:
+            gw = Pushgateway(pipe.tmp)
+            pipe.gateway_url = gw.url
+        yield pipe, gw
+        pipe.stop_all()
+        ok = True
+    finally:
+        pipe.cleanup(ok)
+        if gw:
+            gw.stop()
 
 
 # ---- helpers for the lag tests (tests/integration/test_lag_*.py) ----------

@@ -5,18 +5,15 @@ for 30 s loses nothing and duplicates nothing in the files."""
 import signal
 import time
 
-from pwtest import (Pipeline, Pushgateway, SANITIZED, check, count_lines, log, send_to_ack_seconds,
-                    wait_for)
+from pwtest import SANITIZED, check, count_lines, log, scenario, send_to_ack_seconds, wait_for
 
 SCALE = 4 if SANITIZED else 1
 
 
 def unpaced_run(tag, workers, count):
     """count records at --rate 0 through the given workers (list of extra
-    flag lists); returns (seconds from first send to last ack, producer log)."""
-    pipe = Pipeline(tag)
-    ok = False
-    try:
+    flag lists); returns (seconds from first send to last ack, the producer)."""
+    with scenario(tag) as (pipe, _):
         pipe.start_sink()
         for i, extra in enumerate(workers):
             pipe.start_worker("worker-%d" % (i + 1), *extra)
@@ -24,17 +21,13 @@ def unpaced_run(tag, workers, count):
         check(prod.wait(300) == 0, "%s: producer did not finish cleanly" % tag)
         pipe.assert_exactly_once("p1", count)
         secs = send_to_ack_seconds(prod)
-        pipe.stop_all()
-        ok = True
-        return secs, prod
-    finally:
-        pipe.cleanup(ok)
+    return secs, prod
 
 
 def part_slow_beside_fast():
     count = 200000 // SCALE
     fast, _ = unpaced_run("fc-fast", [[]], count)
-    mixed, prod = unpaced_run("fc-mixed", [[], ["--delay-ms", "2"]], count)
+    mixed, _ = unpaced_run("fc-mixed", [[], ["--delay-ms", "2"]], count)
     log("fast worker alone %.2fs; fast + slow (--delay-ms 2) %.2fs: %.2fx" % (fast, mixed, mixed / fast))
     # Credit keeps the slow worker's share to ~50 ms of work, so it can pin
     # the window only briefly.  The bound leaves room for a noisy machine.
@@ -43,11 +36,7 @@ def part_slow_beside_fast():
 
 def part_lone_slow_worker_duplicates():
     count = 3000 // SCALE
-    pipe = Pipeline("fc-lone-slow")
-    gw = Pushgateway(pipe.tmp)
-    pipe.gateway_url = gw.url
-    ok = False
-    try:
+    with scenario("fc-lone-slow", gateway=True) as (pipe, gw):
         pipe.start_sink()
         w = pipe.start_worker("worker-1", "--delay-ms", "1")
         prod = pipe.start_producer("--rate", "0", "--count", str(count))
@@ -60,21 +49,12 @@ def part_lone_slow_worker_duplicates():
         log("lone worker at 1 ms/record: handled %d for %d records: %.2f%% duplicate work"
             % (handled, count, 100.0 * dup / count))
         check(dup < 0.01 * count, "the worker processed %d records twice (%d records)" % (dup, count))
-        pipe.stop_all()
-        ok = True
-    finally:
-        pipe.cleanup(ok)
-        gw.stop()
 
 
 def part_kill9_worker_holding_credit():
     rate = 1500 // SCALE
     count = rate * 10
-    pipe = Pipeline("fc-kill-credit")
-    gw = Pushgateway(pipe.tmp)
-    pipe.gateway_url = gw.url
-    ok = False
-    try:
+    with scenario("fc-kill-credit", gateway=True) as (pipe, gw):
         pipe.start_sink()
         # Two workers at ~1000 records/s each, fed 1500/s: both always hold work.
         pipe.start_worker("worker-1", "--delay-ms", "1")
@@ -91,19 +71,12 @@ def part_kill9_worker_holding_credit():
             % (retried, len([l for l in prod_logs if l["msg"].startswith("worker lost")])))
         # What it held is re-sent, once: at most its credit (default 1024), not a storm.
         check(0 < retried <= 2048, "%d records re-sent for one dead worker" % retried)
-        pipe.stop_all()
-        ok = True
-    finally:
-        pipe.cleanup(ok)
-        gw.stop()
 
 
 def part_sigstop_worker_30s():
     rate = 2000 // SCALE
     count = rate * 40
-    pipe = Pipeline("fc-sigstop")
-    ok = False
-    try:
+    with scenario("fc-sigstop") as (pipe, _):
         pipe.start_sink()
         pipe.start_worker("worker-1")
         frozen = pipe.start_worker("worker-2", "--delay-ms", "1")
@@ -123,10 +96,6 @@ def part_sigstop_worker_30s():
         lost = [l for l in prod.logs() if l["msg"].startswith("worker lost")]
         log("worker SIGSTOPped 30 s: producer took it for lost %d time(s); exactly once" % len(lost))
         check(lost, "the producer never noticed the stopped worker")
-        pipe.stop_all()
-        ok = True
-    finally:
-        pipe.cleanup(ok)
 
 
 def main():

@@ -7,16 +7,14 @@ acknowledged records it never wrote), and a stop before --count (the old
 producer logged "all records acknowledged")."""
 import signal
 
-from pwtest import Pipeline, SANITIZED, check, count_lines, log, wait_for
+from pwtest import SANITIZED, check, count_lines, log, scenario, wait_for
 
 SCALE = 4 if SANITIZED else 1
 
 
 def part_many_resends():
     count = 3000 // SCALE
-    pipe = Pipeline("slow-resends")
-    ok = False
-    try:
+    with scenario("slow-resends") as (pipe, _):
         pipe.start_sink()
         pipe.start_worker("worker-1", "--delay-ms", "1")
         prod = pipe.start_producer("--rate", "0", "--count", str(count), "--max-in-flight", "4096",
@@ -26,17 +24,11 @@ def part_many_resends():
         resent = [l for l in prod.logs() if l["msg"] == "re-sending unacknowledged records"]
         log("slow worker, --ack-timeout 20: %d re-send log lines (rate-limited)" % len(resent))
         check(resent, "the 20 ms ceiling never made the producer re-send: the path was not exercised")
-        pipe.stop_all()
-        ok = True
-    finally:
-        pipe.cleanup(ok)
 
 
 def part_oversize_burst():
     count = 1000 // SCALE
-    pipe = Pipeline("slow-oversize")
-    ok = False
-    try:
+    with scenario("slow-oversize") as (pipe, _):
         pipe.start_sink()
         pipe.start_worker("worker-1")
         prod = pipe.start_producer("--rate", "0", "--count", str(count), "--fault-rate", "1",
@@ -45,17 +37,11 @@ def part_oversize_burst():
         outs, deads = pipe.assert_exactly_once("p1", count)
         check(len(deads) == count and all(d["reason"] == "oversize" for d in deads),
               "oversize records not all dead-lettered as oversize")
-        pipe.stop_all()
-        ok = True
-    finally:
-        pipe.cleanup(ok)
 
 
 def part_small_sink_window():
     count = 200000 // SCALE
-    pipe = Pipeline("slow-small-window")
-    ok = False
-    try:
+    with scenario("slow-small-window") as (pipe, _):
         pipe.start_sink("--dedup-window", "1024")
         pipe.start_worker("worker-1")
         pipe.start_worker("worker-2")
@@ -64,16 +50,10 @@ def part_small_sink_window():
         check(any(l["msg"] == "in-flight limit lowered to the sink's dedup window" for l in prod.logs()),
               "the producer did not say it lowered its in-flight limit to the sink's window")
         pipe.assert_exactly_once("p1", count)
-        pipe.stop_all()
-        ok = True
-    finally:
-        pipe.cleanup(ok)
 
 
 def part_stop_before_count():
-    pipe = Pipeline("slow-stop-early")
-    ok = False
-    try:
+    with scenario("slow-stop-early") as (pipe, _):
         pipe.start_sink()
         pipe.start_worker("worker-1")
         prod = pipe.start_producer("--rate", "2000", "--count", "100000")
@@ -85,10 +65,6 @@ def part_stop_before_count():
               "a producer stopped before --count claimed all records acknowledged")
         check("stopped before --count; every record sent was acknowledged" in msgs,
               "the producer did not say it stopped before --count")
-        pipe.stop_all()
-        ok = True
-    finally:
-        pipe.cleanup(ok)
 
 
 def main():
