@@ -142,6 +142,11 @@ def check_am_labels(alert, name, severity, stage, instance):
     check(got == want, "Alertmanager has %s with labels %s, want %s" % (name, labels, want))
     summary = alert.get("annotations", {}).get("summary", "")
     check(stage in summary and instance in summary, "summary %r does not name %s/%s" % (summary, stage, instance))
+    # An absolute link a notification can carry (external label runbook_base
+    # of the rendered config), to the alert's section.
+    url = alert.get("annotations", {}).get("runbook_url", "")
+    want_url = "http://127.0.0.1:5001/runbook.md#" + name.lower()
+    check(url == want_url, "runbook_url %r, want %r" % (url, want_url))
 
 
 def main():
