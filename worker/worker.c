@@ -94,14 +94,17 @@ static void replenish(worker *w, source *s, uint64_t now)
 
 /* Heartbeats: every source hears from us at least every PW_WIRE_HEARTBEAT_MS,
  * also while a long batch is processed, so the producer can tell a slow
- * worker from a lost one. */
+ * worker from a lost one; and credit that could not be sent is asked again. */
 static void tick(worker *w, uint64_t now)
 {
     double asked = 0;
     for (size_t i = 0; i < w->nsources; i++) {
         source *s = &w->sources[i];
-        if (now - s->last_sent_ns >= PW_WIRE_HEARTBEAT_MS * 1000000ull)
-            send_credit(w, s, 0, now);
+        if (now - s->last_sent_ns >= PW_WIRE_HEARTBEAT_MS * 1000000ull) {
+            replenish(w, s, now);
+            if (now - s->last_sent_ns >= PW_WIRE_HEARTBEAT_MS * 1000000ull)
+                send_credit(w, s, 0, now);
+        }
         asked += (double)s->asked;
     }
     pw_gauge_set(w->credit, asked);

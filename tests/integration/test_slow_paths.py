@@ -1,6 +1,7 @@
 """The producer's slow paths (issue: delivery core): a slow worker with a
-tiny ack timeout (many re-sends: the old producer overflowed its re-send
-array here, under ASan), an all-oversize burst at full speed (the old
+tiny ack timeout (many re-sends), the heap overflow's reproduction (the old
+producer overflowed its re-send array under a slow worker: ASan abort), an
+all-oversize burst at full speed (the old
 producer built messages the workers refused, forever), a sink whose dedup
 window is smaller than the producer's --max-in-flight (the old sink
 acknowledged records it never wrote), and a stop before --count (the old
@@ -24,6 +25,22 @@ def part_many_resends():
         resent = [l for l in prod.logs() if l["msg"] == "re-sending unacknowledged records"]
         log("slow worker, --ack-timeout 20: %d re-send log lines (rate-limited)" % len(resent))
         check(resent, "the 20 ms ceiling never made the producer re-send: the path was not exercised")
+
+
+def part_issue_reproduction():
+    """The heap overflow's reproduction: a worker at 1 ms per record, an
+    unpaced producer with --max-in-flight 4096 --ack-timeout 1000.  Under
+    ASan the old producer aborted in scan_for_resends within 20 000
+    records; not scaled down, the overflow needs the run's length."""
+    count = 20000
+    with scenario("slow-repro") as (pipe, _):
+        pipe.start_sink()
+        pipe.start_worker("worker-1", "--delay-ms", "1")
+        prod = pipe.start_producer("--rate", "0", "--count", str(count), "--max-in-flight", "4096",
+                                   "--ack-timeout", "1000")
+        rc = prod.wait(240)
+        check(rc == 0, "producer exited %s: %s" % (rc, prod.stderr()[-3000:]))
+        pipe.assert_exactly_once("p1", count)
 
 
 def part_oversize_burst():
@@ -69,6 +86,7 @@ def part_stop_before_count():
 
 def main():
     part_many_resends()
+    part_issue_reproduction()
     part_oversize_burst()
     part_small_sink_window()
     part_stop_before_count()
