@@ -2,38 +2,23 @@
  * sink: writes records durably, exactly once, and acknowledges them
  * (docs/contract.md "Wire"; README "Delivery guarantee, and its limits").
  *
- * Order of events for every record: dedup check -> append to the output or
- * dead-letter file -> (fdatasync, per --fsync) -> ack to the producer.  An
- * ack therefore always means "on disk under the chosen policy"; a crash
- * before the ack makes the producer re-send, and the re-sent copy is found
- * in the dedup index and only re-acknowledged.  On start the index is
- * rebuilt from both files (a torn last line from a kill is cut off first),
- * so a restarted sink neither loses nor duplicates.
+ * For every record: dedup check (common/dedup.h) -> append to the output
+ * or dead-letter file -> ack once a sync covers it (common/journal.h keeps
+ * that rule, recovers the files on start and runs the syncer thread).
+ * This file is the loop and the wiring: options, sockets, metrics.
  *
- * Writes are batched: everything ZeroMQ has ready is processed into two
- * buffers and written with one write(2) per file, so under load a syscall
- * carries many records and under light load a record waits for nothing.
+ * Writes are batched: everything ZeroMQ has ready, up to SINK_WRITE_CHUNK
+ * bytes, is processed into the journal's buffers and written with one
+ * write(2) per file.  A slow disk delays acks, never the records behind them.
  *
- * fdatasync runs on a syncer thread: the loop hands it "make durable what
- * is written so far", keeps receiving and writing meanwhile, and sends the
- * acks covered by that sync when the syncer reports back through an
- * eventfd in the loop's zmq_poll.  A slow disk delays acks, never the
- * records behind them.
+ * A write or sync error (disk full) ends the sink with exit 1, nothing it
+ * covers acknowledged: see journal.h for why.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <json-c/json.h>
-#include <pthread.h>
-#include <sys/eventfd.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #include "buf.h"
 #include "dedup.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "options.h"
@@ -43,211 +28,93 @@
 #include "transport.h"
 #include "wire.h"
 
-/* A worker's result batch is at most its 16 MiB input with dead letters'
- * raw bytes in base64 (4/3) plus their envelopes: 32 MiB is room enough. */
-#define SINK_MAXMSGSIZE (32 * 1024 * 1024)
-#define SINK_MAX_STREAMS 64
+#define SINK_HOT_STREAMS 64
 /* Stop collecting and write once this much is buffered. */
 #define SINK_WRITE_CHUNK (128 * 1024)
+/* How often the lag watermark and the dedup gauges are computed. */
+#define SINK_GAUGE_EVERY_NS 1000000000u
 
-enum fsync_policy { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NEVER };
-static const char *const fsync_names[] = { "always", "batch", "never", NULL };
-
-typedef struct sink_file {
-    const char *path;
-    int fd;
-    pw_buf buf;     /* lines not yet written */
-    bool dirty;     /* written since the last fdatasync */
-} sink_file;
-
-typedef struct pending_ack {
-    pw_dedup_stream *stream; /* holds one pin on the stream until sent */
-    uint64_t seq;
-} pending_ack;
+static const char *const fsync_names[] = { "always", "batch", "never", NULL }; /* pw_journal_policy */
+static const char *const refusal_causes[PW_DEDUP_CAUSES] = { "window", "memory" };
 
 typedef struct sink {
     pw_stage st;
-    const char *bind, *ack;
+    const char *bind, *ack, *paths[PW_JOURNAL_FILES];
     int fsync;
-    uint64_t fsync_interval_ms, dedup_window;
+    uint64_t fsync_interval_ms, dedup_window, dedup_memory_mb;
     pw_security security;
     void *ctx, *pull, *pub;
-    sink_file out, dead;
+    pw_journal *journal;
     pw_dedup *dedup;
-    pending_ack *acks;          /* written, not yet acknowledged */
-    size_t nacks, acks_cap;
     pw_buf ackmsg;
-    uint64_t next_sync_ns;
-    /* syncer thread: the loop sets a request, the syncer answers on done_fd */
-    pthread_t syncer;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool sync_requested, sync_out, sync_dead, syncer_exit;
-    int sync_result;
-    int done_fd;               /* eventfd: the syncer finished a request */
-    bool syncing;              /* a request is in progress */
-    size_t acks_in_sync;       /* acks [0, acks_in_sync) wait for the running sync */
-    pw_buf written_ts;         /* event times of output records not yet written */
+    uint64_t next_gauges_ns;
     pw_counter *dead_lettered, *duplicates;
+    pw_counter_vec *refused;
+    pw_gauge *hot, *cold, *dedup_bytes, *recovery;
     pw_histogram *e2e;
 } sink;
 
-static int open_file(sink_file *f)
+/* Recovery: every line with an identity is marked written. */
+static int recover_line(void *ctx, enum pw_journal_file file, const char *line, size_t len,
+                        const pw_line_identity *id)
 {
-    f->fd = open(f->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (f->fd < 0) {
-        PW_LOG(PW_LOG_ERROR, "cannot open file", PW_STR("file", f->path), PW_STR("error", strerror(errno)));
-        return PW_EIO;
-    }
-    return PW_OK;
-}
-
-/* Marks the record a recovered line stands for; lines without a stream
- * identity (bare records that failed) need no dedup. */
-static void recover_line(sink *s, json_tokener *tok, const char *line, size_t len, uint64_t *marked)
-{
-    json_tokener_reset(tok);
-    json_object *obj = json_tokener_parse_ex(tok, line, (int)len);
-    json_object *producer, *run, *seq;
-    if (obj && json_object_object_get_ex(obj, "producer", &producer) &&
-        json_object_is_type(producer, json_type_string) && json_object_object_get_ex(obj, "seq", &seq) &&
-        json_object_is_type(seq, json_type_int)) {
-        uint64_t r = 0;
-        if (json_object_object_get_ex(obj, "run", &run) && json_object_is_type(run, json_type_int))
-            r = (uint64_t)json_object_get_int64(run);
-        const char *name = json_object_get_string(producer);
-        pw_dedup_stream *st = pw_dedup_stream_get(s->dedup, name, strlen(name), r);
-        if (st && pw_dedup_mark(st, (uint64_t)json_object_get_int64(seq)))
-            (*marked)++;
-    }
-    json_object_put(obj);
-}
-
-/* Rebuilds the dedup index from a file and cuts a torn last line. */
-static int recover_file(sink *s, sink_file *f, uint64_t *lines)
-{
-    struct stat sb;
-    if (fstat(f->fd, &sb) != 0)
-        return PW_EIO;
-    json_tokener *tok = json_tokener_new_ex(PW_RECORD_MAX_DEPTH + 4);
-    pw_buf chunk = PW_BUF_INIT;
-    if (!tok || pw_buf_reserve(&chunk, 1 << 20) != PW_OK) {
-        json_tokener_free(tok);
-        pw_buf_free(&chunk);
+    sink *s = ctx;
+    (void)file, (void)line, (void)len;
+    if (id && pw_dedup_recover(s->dedup, id->producer, id->producer_len, id->run, id->seq, id->ts,
+                               pw_wall_seconds()) != PW_OK) {
+        PW_LOG(PW_LOG_ERROR, "dedup memory budget exhausted while recovering; raise --dedup-memory",
+               PW_UINT("dedup_memory_mb", s->dedup_memory_mb), PW_UINT("streams", pw_dedup_cold_streams(s->dedup)));
         return PW_ENOMEM;
     }
-    off_t offset = 0, complete = 0;
-    uint64_t marked = 0;
-    int rc = PW_OK;
-    for (;;) {
-        ssize_t n = pread(f->fd, chunk.data + chunk.len, chunk.cap - chunk.len - 1, offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = PW_EIO;
-            break;
-        }
-        if (n == 0)
-            break;
-        offset += n;
-        chunk.len += (size_t)n;
-        size_t start = 0;
-        for (;;) {
-            char *nl = memchr(chunk.data + start, '\n', chunk.len - start);
-            if (!nl)
-                break;
-            size_t len = (size_t)(nl - (chunk.data + start));
-            recover_line(s, tok, chunk.data + start, len, &marked);
-            (*lines)++;
-            start += len + 1;
-            complete += (off_t)len + 1;
-        }
-        memmove(chunk.data, chunk.data + start, chunk.len - start);
-        chunk.len -= start;
-        if (chunk.len + 1 >= chunk.cap && pw_buf_reserve(&chunk, chunk.cap) != PW_OK) {
-            rc = PW_ENOMEM;
-            break;
-        }
-    }
-    if (rc == PW_OK && complete < sb.st_size) {
-        PW_LOG(PW_LOG_WARN, "cutting a torn last line left by a crash", PW_STR("file", f->path),
-               PW_INT("bytes", (long long)(sb.st_size - complete)));
-        if (ftruncate(f->fd, complete) != 0)
-            rc = PW_EIO;
-    }
-    json_tokener_free(tok);
-    pw_buf_free(&chunk);
-    return rc;
-}
-
-static int write_all(sink_file *f)
-{
-    size_t done = 0;
-    while (done < f->buf.len) {
-        ssize_t n = write(f->fd, f->buf.data + done, f->buf.len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            PW_LOG(PW_LOG_ERROR, "cannot write", PW_STR("file", f->path), PW_STR("error", strerror(errno)));
-            return PW_EIO;
-        }
-        done += (size_t)n;
-    }
-    if (f->buf.len)
-        f->dirty = true;
-    pw_buf_reset(&f->buf);
     return PW_OK;
 }
 
-static void add_ack(sink *s, pw_dedup_stream *st, uint64_t seq)
+static void publish(sink *s)
 {
-    if (s->nacks == s->acks_cap) {
-        size_t cap = s->acks_cap ? s->acks_cap * 2 : 4096;
-        pending_ack *p = realloc(s->acks, cap * sizeof *p);
-        if (!p)
-            return; /* the producer re-sends; the duplicate is acked then */
-        s->acks = p;
-        s->acks_cap = cap;
-    }
-    pw_dedup_stream_pin(st, true);
-    s->acks[s->nacks++] = (pending_ack){ st, seq };
+    if (pw_buf_ok(&s->ackmsg)) /* PUB never blocks; a message dropped costs a re-send */
+        zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
 }
 
-/* Sends every pending ack: one message per stream, consecutive seqs merged
- * into ranges.  PUB never blocks; an ack dropped on the way is recovered by
- * the producer's re-send. */
-static void send_acks(sink *s)
+/* Released acks: one message per stream, consecutive seqs merged into
+ * ranges. */
+static void send_acks(void *ctx, const pw_journal_ack *acks, size_t n)
 {
-    for (size_t i = 0; i < s->nacks; i++) {
-        pw_dedup_stream *st = s->acks[i].stream;
-        if (!st)
+    sink *s = ctx;
+    const void *sent[64]; /* streams already answered; past 64, look back */
+    size_t nsent = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pw_dedup_stream *st = acks[i].stream;
+        bool seen = false;
+        for (size_t k = 0; k < nsent && !seen; k++)
+            seen = sent[k] == st;
+        for (size_t k = 0; k < i && !seen && nsent == PW_ARRAY_LEN(sent); k++)
+            seen = acks[k].stream == st;
+        if (seen)
             continue;
+        if (nsent < PW_ARRAY_LEN(sent))
+            sent[nsent++] = st;
         const char *producer;
         size_t len;
         uint64_t run;
         pw_dedup_stream_identity(st, &producer, &len, &run);
         pw_ack_writer w;
         pw_ack_begin(&w, &s->ackmsg, producer, len, run);
-        for (size_t j = i; j < s->nacks; j++) {
-            if (s->acks[j].stream == st) {
-                pw_ack_add(&w, s->acks[j].seq);
-                pw_dedup_stream_pin(st, false);
-                s->acks[j].stream = NULL;
-            }
-        }
+        for (size_t j = i; j < n; j++)
+            if (acks[j].stream == st)
+                pw_ack_add(&w, acks[j].seq);
         pw_ack_finish(&w);
-        if (pw_buf_ok(&s->ackmsg))
-            zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
+        publish(s);
     }
-    s->nacks = 0;
 }
 
 /* A message that is not a well-formed batch: dead-letter its bytes. */
 static void dead_letter_message(sink *s, const char *msg, size_t len)
 {
-    pw_record_dead_letter(&s->dead.buf, PW_REC_MALFORMED_JSON, "message is not a pipewatch batch",
+    pw_buf line = PW_BUF_INIT;
+    pw_record_dead_letter(&line, PW_REC_MALFORMED_JSON, "message is not a pipewatch batch",
                           NULL, 0, 0, s->st.opts.instance, pw_wall_seconds(), msg, len);
-    pw_buf_append_char(&s->dead.buf, '\n');
+    pw_journal_append(s->journal, PW_JOURNAL_DEAD, line.data ? line.data : "", line.len);
+    pw_buf_free(&line);
     pw_counter_inc(s->dead_lettered);
     pw_counter_vec_inc(s->st.errors, PW_REASON_MALFORMED_JSON);
     static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
@@ -255,9 +122,10 @@ static void dead_letter_message(sink *s, const char *msg, size_t len)
                    PW_UINT("bytes", len));
 }
 
-/* A producer subscribing to its acks is answered at once with an empty
- * ack: until it has seen one, the producer knows its acks would be dropped
- * (PUB sends nothing to a subscriber it has not heard from) and waits. */
+/* Every subscription is answered with a greeting carrying the dedup
+ * window: until a producer has seen it, its acks would be dropped (PUB
+ * sends nothing to a subscriber it has not heard from), and the window
+ * bounds the producer's in-flight span. */
 static void answer_subscriptions(sink *s)
 {
     zmq_msg_t m;
@@ -265,16 +133,28 @@ static void answer_subscriptions(sink *s)
     while (zmq_msg_recv(&m, s->pub, ZMQ_DONTWAIT) >= 0) {
         const char *d = zmq_msg_data(&m);
         size_t n = zmq_msg_size(&m);
-        if (n < 2 || d[0] != 1 || d[n - 1] != '\0')
+        if (n < 2 || d[0] != 1 || d[n - 1] != '\0' || n - 2 > PW_WIRE_PRODUCER_MAX)
             continue; /* unsubscribe, or not a producer's topic */
-        pw_greeting_write(&s->ackmsg, d + 1, n - 2, s->dedup_window);
-        if (pw_buf_ok(&s->ackmsg))
-            zmq_send(s->pub, s->ackmsg.data, s->ackmsg.len, ZMQ_DONTWAIT);
+        pw_greeting_write(&s->ackmsg, d + 1, n - 2, pw_dedup_window(s->dedup));
+        publish(s);
     }
     zmq_msg_close(&m);
 }
 
-static void process_message(sink *s, const char *msg, size_t len, uint64_t received_ns)
+/* Refused records are neither written nor acknowledged: the producer re-sends. */
+static void refuse(sink *s, const pw_batch_reader *r, enum pw_dedup_cause cause, uint64_t seq, uint64_t n)
+{
+    static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
+    pw_counter_vec_add(s->refused, cause, n);
+    PW_LOG_LIMITED(&lim, PW_LOG_ERROR, cause == PW_DEDUP_CAUSE_WINDOW
+                   ? "seq beyond the dedup window refused: the producer's in-flight span exceeds --dedup-window"
+                   : "dedup memory budget exhausted: records refused (raise --dedup-memory)",
+                   PW_STR("cause", refusal_causes[cause]), PW_STRN("producer", r->producer, r->producer_len),
+                   PW_UINT("run", r->run), PW_UINT("seq", seq), PW_UINT("dedup_window", pw_dedup_window(s->dedup)),
+                   PW_UINT("dedup_memory_mb", s->dedup_memory_mb));
+}
+
+static void process_message(sink *s, const char *msg, size_t len, uint64_t received_ns, double now)
 {
     if (!pw_batch_valid(msg, len)) {
         dead_letter_message(s, msg, len);
@@ -284,195 +164,42 @@ static void process_message(sink *s, const char *msg, size_t len, uint64_t recei
     pw_batch_item item;
     pw_batch_read_begin(&r, msg, len);
     pw_dedup_stream *st = NULL;
-    if (r.producer_len > 0) {
-        st = pw_dedup_stream_get(s->dedup, r.producer, r.producer_len, r.run);
-        if (!st) {
-            /* Rate-limited: a peer sending many fake streams must not flood the log. */
-            static pw_log_limiter lim = PW_LOG_LIMITER_INIT(5000);
-            PW_LOG_LIMITED(&lim, PW_LOG_ERROR, "dedup index full; batch left for the producer to re-send",
-                           PW_UINT("streams", pw_dedup_streams(s->dedup)));
-            return;
-        }
+    if (r.producer_len > 0 && pw_dedup_stream_get(s->dedup, r.producer, r.producer_len, r.run, now, &st) != PW_OK) {
+        refuse(s, &r, PW_DEDUP_CAUSE_MEMORY, 0, r.count);
+        return;
     }
-    double now = pw_wall_seconds();
-    double newest_ts = 0;
     while (pw_batch_read_next(&r, &item) == 1) {
-        if (st && !pw_dedup_mark(st, item.seq)) {
-            pw_counter_inc(s->duplicates);
-            add_ack(s, st, item.seq); /* the earlier ack may have been lost */
+        enum pw_dedup_verdict v = st ? pw_dedup_mark(s->dedup, st, item.seq, item.ts) : PW_DEDUP_NEW;
+        if (v == PW_DEDUP_REFUSED_WINDOW || v == PW_DEDUP_REFUSED_MEMORY) {
+            refuse(s, &r, v == PW_DEDUP_REFUSED_WINDOW ? PW_DEDUP_CAUSE_WINDOW : PW_DEDUP_CAUSE_MEMORY, item.seq, 1);
             continue;
         }
-        sink_file *f = item.flags == PW_ITEM_DEAD ? &s->dead : &s->out;
-        pw_buf_append(&f->buf, item.bytes, item.len);
-        pw_buf_append_char(&f->buf, '\n');
-        if (item.flags == PW_ITEM_DEAD) {
-            pw_counter_inc(s->dead_lettered);
+        if (v == PW_DEDUP_NEW) {
+            bool dead = item.flags == PW_ITEM_DEAD;
+            pw_journal_append(s->journal, dead ? PW_JOURNAL_DEAD : PW_JOURNAL_OUT, item.bytes, item.len);
+            pw_counter_inc(dead ? s->dead_lettered : s->st.processed);
+            if (!dead) /* written in this turn of the loop, microseconds from now */
+                pw_histogram_observe(s->e2e, now - item.ts);
         } else {
-            pw_counter_inc(s->st.processed);
-            pw_buf_append(&s->written_ts, &item.ts, sizeof item.ts);
+            pw_counter_inc(s->duplicates); /* acked again: the earlier ack may have been lost */
         }
-        if (item.ts > newest_ts)
-            newest_ts = item.ts;
         if (st)
-            add_ack(s, st, item.seq);
+            pw_journal_queue_ack(s->journal, st, item.seq);
     }
-    if (newest_ts > 0)
-        pw_gauge_set(s->st.lag, now - newest_ts);
     double inside = (double)(pw_now_ns() - received_ns) / 1e9;
     for (uint32_t i = 0; i < r.count; i++)
         pw_histogram_observe(s->st.duration, inside);
 }
 
-static void *syncer_main(void *arg)
+static void update_gauges(sink *s, uint64_t now)
 {
-    sink *s = arg;
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        while (!s->sync_requested && !s->syncer_exit)
-            pthread_cond_wait(&s->wake, &s->lock);
-        if (s->syncer_exit)
-            break;
-        bool out = s->sync_out, dead = s->sync_dead;
-        s->sync_requested = false;
-        pthread_mutex_unlock(&s->lock);
-        int rc = PW_OK;
-        if (out && fdatasync(s->out.fd) != 0)
-            rc = errno;
-        if (dead && rc == PW_OK && fdatasync(s->dead.fd) != 0)
-            rc = errno;
-        pthread_mutex_lock(&s->lock);
-        s->sync_result = rc;
-        uint64_t one = 1;
-        while (write(s->done_fd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
-}
-
-/* Hands the syncer everything written so far; the acks pending now are
- * sent when it reports back. */
-static void request_sync(sink *s, uint64_t now)
-{
-    pthread_mutex_lock(&s->lock);
-    s->sync_out = s->out.dirty;
-    s->sync_dead = s->dead.dirty;
-    s->sync_requested = true;
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->lock);
-    s->out.dirty = s->dead.dirty = false;
-    s->acks_in_sync = s->nacks;
-    s->syncing = true;
-    s->next_sync_ns = now + s->fsync_interval_ms * 1000000u;
-}
-
-/* Sends the acks [0, n) and keeps the rest for later. */
-static void send_acks_upto(sink *s, size_t n)
-{
-    size_t total = s->nacks;
-    s->nacks = n;
-    send_acks(s);
-    memmove(s->acks, s->acks + n, (total - n) * sizeof *s->acks);
-    s->nacks = total - n;
-}
-
-/* The syncer reported: acks covered by its sync may go. */
-static int sync_done(sink *s)
-{
-    uint64_t v;
-    if (read(s->done_fd, &v, sizeof v) < 0)
-        return PW_OK; /* spurious wake-up */
-    pthread_mutex_lock(&s->lock);
-    int rc = s->sync_result;
-    pthread_mutex_unlock(&s->lock);
-    s->syncing = false;
-    if (rc != PW_OK) {
-        PW_LOG(PW_LOG_ERROR, "cannot fdatasync", PW_STR("file", s->out.path), PW_STR("error", strerror(rc)));
-        return PW_EIO;
-    }
-    send_acks_upto(s, s->acks_in_sync);
-    s->acks_in_sync = 0;
-    return PW_OK;
-}
-
-/* Writes the buffers and records end-to-end latency at write time, then
- * acknowledges per policy: never -> at once; always/batch -> after a sync
- * (always: one is requested whenever the syncer is free). */
-static int flush(sink *s, uint64_t now)
-{
-    if (!pw_buf_ok(&s->out.buf) || !pw_buf_ok(&s->dead.buf) || !pw_buf_ok(&s->written_ts)) {
-        PW_LOG(PW_LOG_ERROR, "out of memory buffering records", PW_STR("reason", "memory"));
-        return PW_ENOMEM;
-    }
-    /* Dead letters first: whoever sees a line in the output file can rely on
-     * every dead letter processed before it being complete on disk. */
-    if (write_all(&s->dead) != PW_OK || write_all(&s->out) != PW_OK)
-        return PW_EIO;
-    if (s->written_ts.len) {
-        double wall = pw_wall_seconds();
-        const double *ts = (const double *)(void *)s->written_ts.data;
-        size_t n = s->written_ts.len / sizeof *ts;
-        for (size_t i = 0; i < n; i++) {
-            double ts_i;
-            memcpy(&ts_i, ts + i, sizeof ts_i);
-            pw_histogram_observe(s->e2e, wall - ts_i);
-        }
-        pw_buf_reset(&s->written_ts);
-    }
-    if (s->fsync == FSYNC_NEVER) {
-        send_acks(s);
-        return PW_OK;
-    }
-    bool unsynced = s->nacks > s->acks_in_sync;
-    if (unsynced && !s->syncing && (s->fsync == FSYNC_ALWAYS || now >= s->next_sync_ns))
-        request_sync(s, now);
-    return PW_OK;
-}
-
-/* Waits until the syncer has answered the running request (if any). */
-static int wait_for_syncer(sink *s)
-{
-    int rc = PW_OK;
-    zmq_pollitem_t item = { NULL, s->done_fd, ZMQ_POLLIN, 0 };
-    while (s->syncing && rc == PW_OK) {
-        zmq_poll(&item, 1, 1000);
-        rc = sync_done(s);
-    }
-    return rc;
-}
-
-/* Clean shutdown: wait for a running sync, then sync and ack the rest. */
-static int final_sync(sink *s)
-{
-    int rc = wait_for_syncer(s);
-    if (rc == PW_OK && s->fsync != FSYNC_NEVER && (s->out.dirty || s->dead.dirty || s->nacks)) {
-        request_sync(s, pw_now_ns());
-        rc = wait_for_syncer(s);
-    }
-    if (rc == PW_OK)
-        send_acks(s); /* --fsync never: what is left */
-    return rc;
-}
-
-static int syncer_start(sink *s)
-{
-    s->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->done_fd < 0 || pthread_mutex_init(&s->lock, NULL) != 0 || pthread_cond_init(&s->wake, NULL) != 0 ||
-        pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
-        PW_LOG(PW_LOG_ERROR, "cannot start the syncer thread", PW_STR("error", strerror(errno)));
-        return PW_ERR;
-    }
-    return PW_OK;
-}
-
-static void syncer_stop(sink *s)
-{
-    pthread_mutex_lock(&s->lock);
-    s->syncer_exit = true;
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->syncer, NULL);
-    close(s->done_fd);
+    if (now < s->next_gauges_ns)
+        return;
+    s->next_gauges_ns = now + SINK_GAUGE_EVERY_NS;
+    pw_gauge_set(s->st.lag, pw_dedup_lag_watermark(s->dedup, pw_wall_seconds()));
+    pw_gauge_set(s->hot, (double)pw_dedup_hot_streams(s->dedup));
+    pw_gauge_set(s->cold, (double)pw_dedup_cold_streams(s->dedup));
+    pw_gauge_set(s->dedup_bytes, (double)pw_dedup_memory_bytes(s->dedup));
 }
 
 static int run(sink *s)
@@ -480,47 +207,97 @@ static int run(sink *s)
     zmq_msg_t m;
     zmq_msg_init(&m);
     int rc = PW_OK;
-    s->next_sync_ns = pw_now_ns();
+    long timeout = 200;
     while (rc == PW_OK) {
         bool stopping = !pw_stage_running();
-        long timeout = 200;
-        if (s->fsync == FSYNC_BATCH && s->nacks > s->acks_in_sync && !s->syncing) {
-            uint64_t now = pw_now_ns();
-            timeout = now >= s->next_sync_ns ? 0 : (long)((s->next_sync_ns - now) / 1000000u) + 1;
-        }
         zmq_pollitem_t items[] = {
             { s->pull, 0, ZMQ_POLLIN, 0 },
             { s->pub, 0, ZMQ_POLLIN, 0 },
-            { NULL, s->done_fd, ZMQ_POLLIN, 0 },
+            { NULL, pw_journal_event_fd(s->journal), ZMQ_POLLIN, 0 },
         };
         if (!stopping)
             zmq_poll(items, 3, timeout);
         answer_subscriptions(s);
-        if (s->syncing && (rc = sync_done(s)) != PW_OK)
+        if ((rc = pw_journal_sync_done(s->journal)) != PW_OK)
             break;
         /* Take everything ZeroMQ has ready, up to a chunk, then write once. */
         size_t taken = 0;
-        while (s->out.buf.len + s->dead.buf.len < SINK_WRITE_CHUNK &&
-               zmq_msg_recv(&m, s->pull, ZMQ_DONTWAIT) >= 0) {
-            process_message(s, zmq_msg_data(&m), zmq_msg_size(&m), pw_now_ns());
+        double wall = pw_wall_seconds();
+        while (pw_journal_buffered(s->journal) < SINK_WRITE_CHUNK && zmq_msg_recv(&m, s->pull, ZMQ_DONTWAIT) >= 0) {
+            process_message(s, zmq_msg_data(&m), zmq_msg_size(&m), pw_now_ns(), wall);
             taken++;
         }
+        /* Write once, ask for a sync per --fsync, send what a sync covered. */
         uint64_t now = pw_now_ns();
-        rc = flush(s, now);
-        /* dedup_overflows > 0 means a producer's --max-in-flight exceeds
-         * --dedup-window: duplicates may then slip through. */
+        if ((rc = pw_journal_write(s->journal)) != PW_OK)
+            break;
+        timeout = pw_journal_tick(s->journal, now, 200);
+        pw_journal_release(s->journal, send_acks, s);
+        update_gauges(s, now);
         pw_field extra[] = { PW_UINT("dead_lettered", pw_counter_get(s->dead_lettered)),
                              PW_UINT("duplicates", pw_counter_get(s->duplicates)),
-                             PW_UINT("dedup_overflows", pw_dedup_overflows(s->dedup)),
-                             PW_UINT("dedup_evictions", pw_dedup_evictions(s->dedup)) };
+                             PW_UINT("refused_window", pw_dedup_refusals(s->dedup, PW_DEDUP_CAUSE_WINDOW)),
+                             PW_UINT("cold_streams", pw_dedup_cold_streams(s->dedup)) };
         pw_stage_stats(&s->st, now, extra, PW_ARRAY_LEN(extra));
         if (stopping && taken == 0)
             break; /* drained: nothing more was waiting */
     }
-    if (rc == PW_OK)
-        rc = final_sync(s);
+    /* Clean shutdown: sync and ack the rest.  After a failure: nothing. */
+    if (rc == PW_OK && (rc = pw_journal_wait_syncer(s->journal)) == PW_OK &&
+        (rc = pw_journal_sync(s->journal)) == PW_OK)
+        pw_journal_release(s->journal, send_acks, s);
     zmq_msg_close(&m);
     return rc == PW_OK ? PW_EXIT_OK : PW_EXIT_FAILURE;
+}
+
+static int register_metrics(sink *s)
+{
+    pw_registry *reg = s->st.registry;
+    const struct { pw_gauge **g; const char *name, *help; } gauges[] = {
+        { &s->hot, "pipeline_sink_dedup_hot_streams", "Streams whose dedup state is a bitmap (at most 64)." },
+        { &s->cold, "pipeline_sink_dedup_cold_streams",
+          "Streams whose dedup state is kept as written ranges (idle or evicted)." },
+        { &s->dedup_bytes, "pipeline_sink_dedup_memory_bytes",
+          "Bytes held by the dedup index: hot bitmaps, streams, ranges, table." },
+        { &s->recovery, "pipeline_sink_recovery_seconds",
+          "Seconds the sink spent at start reading, repairing and syncing its files." },
+    };
+    for (size_t i = 0; i < PW_ARRAY_LEN(gauges); i++)
+        if (!(*gauges[i].g = pw_gauge_register(reg, gauges[i].name, gauges[i].help)))
+            return PW_ENOMEM;
+    s->dead_lettered = pw_counter_register(reg, "pipeline_records_dead_lettered_total",
+                                           "Records appended to the dead-letter file.");
+    s->duplicates = pw_counter_register(reg, "pipeline_records_duplicate_total",
+                                        "Records received again after they were written; discarded.");
+    s->e2e = pw_histogram_register(reg, "pipeline_end_to_end_latency_seconds",
+                                   "Write time minus event time of records written to the output file.",
+                                   pw_buckets_latency, pw_buckets_latency_len);
+    s->refused = pw_counter_vec_register(reg, "pipeline_sink_dedup_refused_total",
+                                         "Records the sink refused (not written, not acknowledged; the producer "
+                                         "re-sends them): cause window = seq beyond the stream's dedup window, "
+                                         "memory = dedup memory budget exhausted.",
+                                         "cause", refusal_causes, PW_DEDUP_CAUSES);
+    return s->dead_lettered && s->duplicates && s->e2e && s->refused ? PW_OK : PW_ENOMEM;
+}
+
+/* Opens, locks and recovers the files, then starts the syncer. */
+static int open_journal(sink *s)
+{
+    pw_journal_config cfg = { .path = { s->paths[0], s->paths[1] }, .policy = (enum pw_journal_policy)s->fsync,
+                              .interval_ms = s->fsync_interval_ms };
+    if (pw_journal_open(&cfg, &s->journal) != PW_OK)
+        return PW_EIO;
+    uint64_t lines = 0, t0 = pw_now_ns();
+    if (pw_journal_recover(s->journal, recover_line, s, &lines) != PW_OK) {
+        PW_LOG(PW_LOG_ERROR, "cannot recover written records", PW_STR("file", s->paths[0]));
+        return PW_EIO;
+    }
+    double seconds = (double)(pw_now_ns() - t0) / 1e9;
+    pw_gauge_set(s->recovery, seconds);
+    PW_LOG(PW_LOG_INFO, "recovered written records", PW_UINT("lines", lines),
+           PW_UINT("streams", pw_dedup_hot_streams(s->dedup) + pw_dedup_cold_streams(s->dedup)),
+           PW_DBL("seconds", seconds), PW_STR("synced", "both files, before any ack"));
+    return pw_journal_syncer_start(s->journal);
 }
 
 int main(int argc, char **argv)
@@ -528,14 +305,12 @@ int main(int argc, char **argv)
     static sink s = {
         .bind = "tcp://127.0.0.1:5558",
         .ack = "tcp://127.0.0.1:5559",
-        .fsync = FSYNC_BATCH,
+        .paths = { "pipewatch-out.ndjson", "pipewatch-dead-letter.ndjson" },
+        .fsync = PW_JOURNAL_SYNC_BATCH,
         .fsync_interval_ms = 20,
         .dedup_window = 1u << 18,
-        .out = { .path = "pipewatch-out.ndjson", .fd = -1, .buf = PW_BUF_INIT },
-        .dead = { .path = "pipewatch-dead-letter.ndjson", .fd = -1, .buf = PW_BUF_INIT },
+        .dedup_memory_mb = 64,
         .ackmsg = PW_BUF_INIT,
-        .written_ts = PW_BUF_INIT,
-        .done_fd = -1,
     };
     const pw_option opts[] = {
         { .name = "bind", .type = PW_OPT_STRING, .dest = &s.bind, .metavar = "EP",
@@ -544,9 +319,9 @@ int main(int argc, char **argv)
         { .name = "ack", .type = PW_OPT_STRING, .dest = &s.ack, .metavar = "EP",
           .help = "endpoint acks are published on, for the producers (default tcp://127.0.0.1:5559)",
           .check = pw_endpoints_check },
-        { .name = "out", .type = PW_OPT_STRING, .dest = &s.out.path, .metavar = "FILE",
+        { .name = "out", .type = PW_OPT_STRING, .dest = &s.paths[PW_JOURNAL_OUT], .metavar = "FILE",
           .help = "NDJSON file good records are appended to (default pipewatch-out.ndjson)" },
-        { .name = "dead-letter", .type = PW_OPT_STRING, .dest = &s.dead.path, .metavar = "FILE",
+        { .name = "dead-letter", .type = PW_OPT_STRING, .dest = &s.paths[PW_JOURNAL_DEAD], .metavar = "FILE",
           .help = "NDJSON file dead letters are appended to (default pipewatch-dead-letter.ndjson)" },
         { .name = "fsync", .type = PW_OPT_CHOICE, .dest = &s.fsync, .metavar = "always|batch|never",
           .help = "always: fdatasync before every ack; batch: every --fsync-interval; never: leave it "
@@ -554,8 +329,12 @@ int main(int argc, char **argv)
         { .name = "fsync-interval", .type = PW_OPT_U64, .dest = &s.fsync_interval_ms, .metavar = "MS",
           .help = "with --fsync batch, how often to sync and ack (default 20)", .min = 1, .max = 60000 },
         { .name = "dedup-window", .type = PW_OPT_U64, .dest = &s.dedup_window, .metavar = "N",
-          .help = "seqs remembered above each stream's contiguous mark; must be >= the producers' "
-                  "--max-in-flight (default 262144, 32 KiB per stream)", .min = 64, .max = 1u << 30 },
+          .help = "seqs remembered above each stream's contiguous mark, announced to producers, which keep "
+                  "their in-flight span within it; a seq beyond it is refused (default 262144: 64 KiB per "
+                  "hot stream, 64 hot streams)", .min = 64, .max = 1u << 30 },
+        { .name = "dedup-memory", .type = PW_OPT_U64, .dest = &s.dedup_memory_mb, .metavar = "MB",
+          .help = "budget for idle (cold) streams' dedup state; when it is exhausted a new stream is "
+                  "refused, nothing written is forgotten (default 64)", .min = 1, .max = 1u << 20 },
         PW_SECURITY_OPTIONS(s.security),
     };
     int rc = pw_options_parse(argc, argv, "sink", "sink: write records and dead letters exactly once, then acknowledge them",
@@ -564,33 +343,18 @@ int main(int argc, char **argv)
         return rc == PW_OPTIONS_EXIT_OK ? PW_EXIT_OK : PW_EXIT_USAGE;
     if (pw_stage_init(&s.st) != PW_OK)
         return PW_EXIT_FAILURE;
-    s.dead_lettered = pw_counter_register(s.st.registry, "pipeline_records_dead_lettered_total",
-                                          "Records appended to the dead-letter file.");
-    s.duplicates = pw_counter_register(s.st.registry, "pipeline_records_duplicate_total",
-                                       "Records received again after they were written; discarded.");
-    s.e2e = pw_histogram_register(s.st.registry, "pipeline_end_to_end_latency_seconds",
-                                  "Write time minus event time of records written to the output file.",
-                                  pw_buckets_latency, pw_buckets_latency_len);
-    s.dedup = pw_dedup_new(s.dedup_window, SINK_MAX_STREAMS);
     int exit_code = PW_EXIT_FAILURE;
-    if (!s.dead_lettered || !s.duplicates || !s.e2e || !s.dedup) {
+    s.dedup = pw_dedup_new(s.dedup_window, SINK_HOT_STREAMS, (size_t)s.dedup_memory_mb << 20);
+    if (register_metrics(&s) != PW_OK || !s.dedup) {
         PW_LOG(PW_LOG_ERROR, "out of memory", PW_UINT("dedup_window", s.dedup_window));
         goto done;
     }
-    if (open_file(&s.out) != PW_OK || open_file(&s.dead) != PW_OK)
+    if (open_journal(&s) != PW_OK)
         goto done;
-    uint64_t lines = 0, t0 = pw_now_ns();
-    if (recover_file(&s, &s.out, &lines) != PW_OK || recover_file(&s, &s.dead, &lines) != PW_OK) {
-        PW_LOG(PW_LOG_ERROR, "cannot recover written records", PW_STR("file", s.out.path));
-        goto done;
-    }
-    PW_LOG(PW_LOG_INFO, "recovered written records", PW_UINT("lines", lines),
-           PW_UINT("streams", pw_dedup_streams(s.dedup)),
-           PW_DBL("seconds", (double)(pw_now_ns() - t0) / 1e9));
     s.ctx = pw_transport_context();
     if (!s.ctx)
         goto done;
-    pw_socket_opts in_opts = { .rcvhwm = 4, .maxmsgsize = SINK_MAXMSGSIZE, .linger_ms = 0,
+    pw_socket_opts in_opts = { .rcvhwm = 4, .maxmsgsize = PW_WIRE_MAX_RESULT, .linger_ms = 0,
                                .heartbeat_ms = 1000, .security = &s.security };
     /* The ack socket receives only subscriptions (a producer name): 4 KiB. */
     pw_socket_opts ack_opts = { .sndhwm = 1000, .maxmsgsize = 4096, .linger_ms = 1000,
@@ -601,27 +365,18 @@ int main(int argc, char **argv)
         int verbose = 1; /* hear every subscription, also a re-subscribing producer's */
         zmq_setsockopt(s.pub, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
     }
-    if (s.pub && syncer_start(&s) == PW_OK && pw_stage_start(&s.st) == PW_OK) {
+    if (s.pub && pw_stage_start(&s.st) == PW_OK) {
         PW_LOG(PW_LOG_INFO, "sinking", PW_STR("bind", s.bind), PW_STR("ack", s.ack),
-               PW_STR("out", s.out.path), PW_STR("dead_letter", s.dead.path),
-               PW_STR("fsync", fsync_names[s.fsync]));
+               PW_STR("out", s.paths[PW_JOURNAL_OUT]), PW_STR("dead_letter", s.paths[PW_JOURNAL_DEAD]),
+               PW_STR("fsync", fsync_names[s.fsync]), PW_UINT("dedup_window", pw_dedup_window(s.dedup)));
         exit_code = run(&s);
     }
-    if (s.done_fd > 0)
-        syncer_stop(&s);
 done:
     pw_socket_close(s.pull);
     pw_socket_close(s.pub);
     pw_transport_close(s.ctx);
-    if (s.out.fd >= 0)
-        close(s.out.fd);
-    if (s.dead.fd >= 0)
-        close(s.dead.fd);
-    pw_buf_free(&s.out.buf);
-    pw_buf_free(&s.dead.buf);
+    pw_journal_close(s.journal);
     pw_buf_free(&s.ackmsg);
-    pw_buf_free(&s.written_ts);
-    free(s.acks);
     pw_dedup_free(s.dedup);
     return pw_stage_finish(&s.st, exit_code);
 }

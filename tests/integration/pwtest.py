@@ -482,6 +482,88 @@ def scenario(tag, gateway=False):
         pipe.cleanup(ok)
         if gw:
             gw.stop()
+# ---- sink tests (test_sink_*.py) ----------------------------------------
+
+def exactly_once_many(pipe, counts):
+    """Like Pipeline.assert_exactly_once for several producers, reading the
+    files once: counts = {producer_id: records}.  Returns (outs, deads)."""
+    outs, deads = pipe.read_files()
+    seen = {}
+    for rec in outs + deads:
+        key = (rec.get("producer"), rec.get("seq"))
+        seen[key] = seen.get(key, 0) + 1
+    dups = [k for k, n in seen.items() if n > 1]
+    check(not dups, "%d ids written more than once, e.g. %s" % (len(dups), dups[:5]))
+    missing = [(p, s) for p, n in counts.items() for s in range(n) if (p, s) not in seen]
+    check(not missing, "%d ids never written, e.g. %s" % (len(missing), missing[:5]))
+    extra = [k for k in seen if k[0] not in counts or not 0 <= k[1] < counts[k[0]]]
+    check(not extra, "ids nobody produced: %s" % extra[:5])
+    log("exactly once: %d ids from %d producers (%d output, %d dead letters)"
+        % (sum(counts.values()), len(counts), len(outs), len(deads)))
+    return outs, deads
+
+
+class AckListener:
+    """A SUB socket on the sink's ack endpoint, on its own thread, recording
+    every seq acknowledged to `producer` (any run) and whether the sink's
+    greeting (and its dedup window) arrived.  Lets a test check what was
+    acknowledged against what is in the files."""
+
+    def __init__(self, endpoint, producer):
+        import struct
+        import threading
+        import zmq
+        self._struct, self._zmq = struct, zmq
+        self.producer = producer.encode()
+        self.acked = set()
+        self.window = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, args=(endpoint,), daemon=True)
+        self._thread.start()
+
+    def _run(self, endpoint):
+        zmq, struct = self._zmq, self._struct
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, self.producer + b"\0")
+        sub.connect(endpoint)
+        head = len(self.producer) + 1
+        while not self._stop.is_set():
+            if not sub.poll(100):
+                continue
+            msg = sub.recv()
+            kind = msg[head:head + 4]
+            if kind == b"PWG1":
+                self.window = struct.unpack_from("<Q", msg, head + 4)[0]
+            elif kind == b"PWA1":
+                count = struct.unpack_from("<I", msg, head + 12)[0]
+                seqs = []
+                for i in range(count):
+                    first, n = struct.unpack_from("<QI", msg, head + 16 + 12 * i)
+                    seqs.extend(range(first, first + n))
+                with self._lock:
+                    self.acked.update(seqs)
+        sub.close()
+        ctx.term()
+
+    def acked_seqs(self):
+        with self._lock:
+            return set(self.acked)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def sink_argv(pipe, name, *extra, out_port=None, ack_port=None):
+    """The argv Pipeline.start_sink uses, for a sink a test starts itself
+    (one expected to fail, or one under strace)."""
+    return [binary("sink"), "--bind", pipe.ep(out_port or pipe.out_port), "--ack", pipe.ep(ack_port or pipe.ack_port),
+            "--out", pipe.out, "--dead-letter", pipe.dead] + pipe.common(name) + list(extra)
+
+
 
 
 # ---- helpers for the lag tests (tests/integration/test_lag_*.py) ----------
