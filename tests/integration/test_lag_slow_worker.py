@@ -95,10 +95,12 @@ def main():
                   "not a freshness (is the sink's watermark in this build?)" % (row["sink"], age))
             time.sleep(0.25)  # sampling period of the watch, not a synchronisation
         check(slow.alive(), "the slow worker died")
+        def show(v):
+            return "-" if v is None else "%.2f" % v
         for r in rows[::8]:
-            log("t=%4.1fs sink %.2f (file: %.2f) slow %.2f fast %.2f producer %.2f re-sent %s written %d"
-                % (r["t"], r["sink"] or -1, r["oracle"], r["worker-slow"] or -1, r["worker-fast"] or -1,
-                   r["producer"] or -1, r["retried"], r["written"]))
+            log("t=%4.1fs sink %s (file: %.2f) slow %s fast %s producer %s re-sent %s written %d"
+                % (r["t"], show(r["sink"]), r["oracle"], show(r["worker-slow"]), show(r["worker-fast"]),
+                   show(r["producer"]), r["retried"], r["written"]))
         full = [r for r in rows if None not in (r["sink"], r["worker-slow"], r["producer"], r["retried"])]
         check(len(full) >= WATCH_SECONDS, "too few complete samples: %s" % rows[-3:])
         slow_max = max(r["worker-slow"] for r in full)
