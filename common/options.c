@@ -19,6 +19,12 @@
  *    ("--instance --job x"), not as the value; --flag=--x still works.
  *  - String values must not be empty, except --pushgateway "" which
  *    explicitly turns pushing off even when PUSHGATEWAY_URL is set.
+ *  - Endpoint flags (every option whose check is pw_endpoints_check) also
+ *    get their tcp:// ports checked here: 1..65535 or "*".  libzmq does not
+ *    check: "tcp://127.0.0.1:99999" silently listens on 34463 (99999 mod
+ *    65536).  --pushgateway (and PUSHGATEWAY_URL) must be an http:// or
+ *    https:// URL with a host; anything else would only fail at the first
+ *    push, minutes later, as a warning.
  *
  * No static state survives a call: optind is reset to 0 (GNU getopt's full
  * re-initialisation), so tests may parse many command lines in one process.
@@ -37,6 +43,7 @@
 #include <unistd.h>
 
 #include "pw.h"
+#include "transport.h"
 
 enum common_flag {
     C_PUSHGATEWAY,
@@ -59,6 +66,58 @@ enum common_flag {
 #define PUSH_INTERVAL_MAX 3600.0
 #define HELP_COLUMN 30
 
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* The port of every tcp:// endpoint of a list that pw_endpoints_check
+ * accepted: decimal 1..65535, or "*" (any free port). */
+static const char *endpoint_ports_check(const char *list)
+{
+    static const char bad[] = "port out of range (1-65535, or * for any free port)";
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 6 && strncmp(p, "tcp://", 6) == 0) {
+            const char *port = NULL;
+            for (const char *q = p + 6; q < p + n; q++)
+                if (*q == ':')
+                    port = q + 1;
+            size_t len = port ? (size_t)(p + n - port) : 0;
+            if (port && !(len == 1 && *port == '*')) {
+                unsigned long v = 0;
+                if (len == 0 || len > 5)
+                    return bad;
+                for (size_t i = 0; i < len; i++) {
+                    if (!is_digit(port[i]))
+                        return bad;
+                    v = v * 10 + (unsigned long)(port[i] - '0');
+                }
+                if (v < 1 || v > 65535)
+                    return bad;
+            }
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return NULL;
+}
+
+/* --pushgateway: empty (no pushing) or http(s)://HOST[...]. */
+static const char *pushgateway_url_check(const char *value)
+{
+    if (!*value)
+        return NULL;
+    size_t scheme = strncmp(value, "http://", 7) == 0 ? 7 : strncmp(value, "https://", 8) == 0 ? 8 : 0;
+    if (!scheme)
+        return "not an http:// or https:// URL";
+    const char *host = value + scheme;
+    const char *at = strchr(host, '@'); /* user:pass@host */
+    if (at && at < host + strcspn(host, "/"))
+        host = at + 1;
+    if (!*host || *host == '/' || *host == ':')
+        return "URL has no host";
+    return NULL;
+}
+
 /* Values of common flags that need post-processing. */
 typedef struct common_scratch {
     const char *instance;
@@ -72,8 +131,9 @@ static void build_common_table(pw_option t[C_COUNT], pw_common_options *c, commo
     memset(t, 0, sizeof(pw_option) * C_COUNT);
     t[C_PUSHGATEWAY] = (pw_option){ .name = "pushgateway", .type = PW_OPT_STRING,
         .dest = &c->pushgateway, .metavar = "URL",
-        .help = "Pushgateway base URL, e.g. http://127.0.0.1:9091 "
-                "(default: $PUSHGATEWAY_URL; empty: do not push)" };
+        .help = "Pushgateway base URL, http(s)://HOST:PORT, e.g. http://127.0.0.1:9091 "
+                "(default: $PUSHGATEWAY_URL; empty: do not push)",
+        .check = pushgateway_url_check };
     t[C_PUSH_INTERVAL] = (pw_option){ .name = "push-interval", .type = PW_OPT_DOUBLE,
         .dest = &c->push_interval, .metavar = "SECONDS",
         .help = "seconds between pushes, > 0 and <= 3600 (default 2)",
@@ -181,8 +241,6 @@ int pw_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out, const
     return PW_OK;
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
 int pw_parse_double(const char *s, double min, double max, double *out, const char **why)
 {
     const char *ignored;
@@ -219,6 +277,8 @@ static int apply_value(const char *stage, const pw_option *o, const char *value,
         if (!*value && !allow_empty)
             return flag_error(stage, o, "must not be empty", NULL);
         if (o->check && (why = o->check(value)))
+            return flag_error(stage, o, why, value);
+        if (o->check == pw_endpoints_check && (why = endpoint_ports_check(value)))
             return flag_error(stage, o, why, value);
         *(const char **)o->dest = value;
         return PW_OPTIONS_CONTINUE;
@@ -448,5 +508,11 @@ int pw_options_parse(int argc, char **argv, const char *stage, const char *summa
         rc = parse_loop(argc, argv, stage, summary, stage_opts, n, common_opts, longs, common,
                         &scratch);
     free(longs);
+    /* A URL from the environment was not seen by the flag's check. */
+    const char *why;
+    if (rc == PW_OPTIONS_CONTINUE && common->pushgateway &&
+        (why = pushgateway_url_check(common->pushgateway)))
+        return usage_error(stage, "--", "pushgateway", strlen("pushgateway"),
+                           "%s (got '%s' from PUSHGATEWAY_URL)", why, common->pushgateway);
     return rc;
 }

@@ -15,10 +15,12 @@
 #include "options.h"
 #include "pw.h"
 #include "support.h"
+#include "transport.h"
 
 #define USAGE_LINE "usage: tstage [OPTIONS]   (try --help)\n"
 
 static const char *opt_bind;
+static const char *opt_connect;
 static uint64_t opt_rate;
 static uint64_t opt_count;
 static double opt_fault_rate;
@@ -30,6 +32,9 @@ static const char *const fsync_choices[] = { "always", "batch", "never", NULL };
 static const pw_option stage_opts[] = {
     { .name = "bind", .type = PW_OPT_STRING, .dest = &opt_bind, .metavar = "EP",
       .help = "endpoint to bind (default tcp://127.0.0.1:5557)" },
+    { .name = "connect", .type = PW_OPT_STRING, .dest = &opt_connect, .metavar = "EP[,EP...]",
+      .help = "endpoints to connect to, checked as the stages check theirs (default none)",
+      .check = pw_endpoints_check },
     { .name = "rate", .type = PW_OPT_U64, .dest = &opt_rate, .metavar = "N",
       .help = "records per second, 0 = as fast as possible (default 0)", .min = 0, .max = 1000000 },
     { .name = "count", .type = PW_OPT_U64, .dest = &opt_count, .metavar = "N",
@@ -53,6 +58,7 @@ static parse_result R;
 static void reset(void)
 {
     opt_bind = "tcp://127.0.0.1:5557";
+    opt_connect = NULL;
     opt_rate = 0;
     opt_count = 10;
     opt_fault_rate = 0;
@@ -209,6 +215,35 @@ START_TEST(test_options_log_levels)
 }
 END_TEST
 
+START_TEST(test_options_endpoint_ports_in_range)
+{
+    ck_assert_int_eq(PARSE("--connect", "tcp://127.0.0.1:1,tcp://[::1]:65535,tcp://127.0.0.1:*"),
+                     PW_OPTIONS_CONTINUE);
+    ck_assert_str_eq(opt_connect, "tcp://127.0.0.1:1,tcp://[::1]:65535,tcp://127.0.0.1:*");
+    ck_assert_int_eq(PARSE("--connect", "ipc:///tmp/x:99999,inproc://a:b"), PW_OPTIONS_CONTINUE);
+    opt_connect = NULL;
+    ck_assert_int_eq(PARSE("--connect", "tcp://127.0.0.1:99999"), PW_OPTIONS_USAGE);
+    ck_assert_ptr_null(opt_connect); /* a refused value is not stored */
+    ck_assert_str_eq(R.err, "tstage: --connect: port out of range (1-65535, or * for any free port) "
+                            "(got 'tcp://127.0.0.1:99999')\n" USAGE_LINE);
+}
+END_TEST
+
+START_TEST(test_options_pushgateway_must_be_http_url)
+{
+    ck_assert_int_eq(PARSE("--pushgateway", "https://user:pw@gw.example:9091/prefix"), PW_OPTIONS_CONTINUE);
+    ck_assert_int_eq(PARSE("--pushgateway", "http://127.0.0.1:9091"), PW_OPTIONS_CONTINUE);
+    /* the environment fallback is checked too, and named */
+    setenv("PUSHGATEWAY_URL", "gw:9091", 1);
+    ck_assert_int_eq(PARSE(NULL), PW_OPTIONS_USAGE);
+    ck_assert_str_eq(R.err, "tstage: --pushgateway: not an http:// or https:// URL "
+                            "(got 'gw:9091' from PUSHGATEWAY_URL)\n" USAGE_LINE);
+    /* a flag overrides a bad environment */
+    ck_assert_int_eq(PARSE("--pushgateway", "http://gw:9091"), PW_OPTIONS_CONTINUE);
+    ck_assert_int_eq(PARSE("--pushgateway", ""), PW_OPTIONS_CONTINUE);
+}
+END_TEST
+
 START_TEST(test_options_pushgateway_env_fallback)
 {
     setenv("PUSHGATEWAY_URL", "http://gw:9091", 1);
@@ -336,6 +371,18 @@ static const struct bad_case {
     { { "--job", "" }, "tstage: --job: " },
     { { "--instance", "" }, "tstage: --instance: " },
     { { "--bind", "" }, "tstage: --bind: " },
+    /* libzmq would listen on 99999 mod 65536 = 34463 */
+    { { "--connect", "tcp://127.0.0.1:99999" }, "tstage: --connect: port out of range" },
+    { { "--connect", "tcp://127.0.0.1:65536" }, "tstage: --connect: port out of range" },
+    { { "--connect", "tcp://127.0.0.1:0" }, "tstage: --connect: port out of range" },
+    { { "--connect", "tcp://127.0.0.1:5557,tcp://127.0.0.1:70000" }, "tstage: --connect: port out of range" },
+    { { "--connect", "tcp://127.0.0.1:55x7" }, "tstage: --connect: port out of range" },
+    { { "--connect", "tcp://127.0.0.1:000005557" }, "tstage: --connect: port out of range" },
+    { { "--connect", "tcp://127.0.0.1" }, "tstage: --connect: not an endpoint list" },
+    { { "--pushgateway", "127.0.0.1:9091" }, "tstage: --pushgateway: not an http:// or https:// URL" },
+    { { "--pushgateway", "ftp://gw:21" }, "tstage: --pushgateway: not an http:// or https:// URL" },
+    { { "--pushgateway", "http://" }, "tstage: --pushgateway: URL has no host" },
+    { { "--pushgateway", "https://:9091" }, "tstage: --pushgateway: URL has no host" },
     { { "--rate" }, "tstage: --rate: missing value" },
     { { "--job" }, "tstage: --job: missing value" },
     { { "--instance", "--job", "x" }, "tstage: --instance: missing value" },
@@ -469,6 +516,8 @@ int main(void)
     tcase_add_test(tc, test_options_accepts_range_edges);
     tcase_add_test(tc, test_options_log_levels);
     tcase_add_test(tc, test_options_pushgateway_env_fallback);
+    tcase_add_test(tc, test_options_endpoint_ports_in_range);
+    tcase_add_test(tc, test_options_pushgateway_must_be_http_url);
     tcase_add_test(tc, test_options_can_parse_twice_in_one_process);
     tcase_add_test(tc, test_options_rejects_trailing_garbage);
     tcase_add_test(tc, test_options_reports_the_range);

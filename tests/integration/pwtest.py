@@ -562,3 +562,155 @@ def sink_argv(pipe, name, *extra, out_port=None, ack_port=None):
     (one expected to fail, or one under strace)."""
     return [binary("sink"), "--bind", pipe.ep(out_port or pipe.out_port), "--ack", pipe.ep(ack_port or pipe.ack_port),
             "--out", pipe.out, "--dead-letter", pipe.dead] + pipe.common(name) + list(extra)
+
+
+
+
+# ---- helpers for the lag tests (tests/integration/test_lag_*.py) ----------
+
+def free_port_block(n, tries=200):
+    """A base port such that base .. base+n-1 are free on 127.0.0.1 now
+    (for `./pipeline up`, whose endpoints are PIPEWATCH_PORT_BASE + 0..3).
+    Picked like free_port (below the ephemeral range, never given twice in
+    this process) and checked by binding each."""
+    for _ in range(tries):
+        base = free_port()
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            _ports_given.update(range(base, base + n))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    fail("no block of %d free ports" % n)
+
+
+class Prometheus:
+    """A real Prometheus with the repository's rules, for the lag tests.
+
+    Config rendered from prometheus/prometheus.yml.in by
+    tests/monitoring/render-prometheus-config (as test_e2e_alerts does),
+    scraping `gateway_port` with scrape and evaluation intervals of 1 s.
+    Rules: copies of prometheus/rules/*.yml where only the `for:` of the
+    alerts named in `for_overrides` ({alert: duration}) changes; thresholds
+    and expressions are the shipped ones.  No Alertmanager (alerts are read
+    from Prometheus's API).  Stopped by PID."""
+
+    def __init__(self, tmp, gateway_port, for_overrides=None):
+        import re as _re
+        rules_src = os.path.join(SOURCE, "prometheus", "rules")
+        rules = os.path.join(tmp, "rules")
+        os.makedirs(rules, exist_ok=True)
+        replaced = {}
+        for name in sorted(os.listdir(rules_src)):
+            if not name.endswith(".yml"):
+                continue
+            text = open(os.path.join(rules_src, name), encoding="utf-8").read()
+            for alert, dur in (for_overrides or {}).items():
+                text, n = _re.subn(r"(- alert: %s\n(?:(?!\s*- alert:).*\n)*?\s+for: )\S+\n" % _re.escape(alert),
+                                   r"\g<1>%s\n" % dur, text)
+                replaced[alert] = replaced.get(alert, 0) + n
+            with open(os.path.join(rules, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        for alert in (for_overrides or {}):
+            check(replaced.get(alert, 0) >= 1, "no `for:` of %s to override in prometheus/rules" % alert)
+        cfg = os.path.join(tmp, "prometheus.yml")
+        subprocess.run([os.path.join(SOURCE, "tests", "monitoring", "render-prometheus-config"),
+                        "--pushgateway", "127.0.0.1:%d" % gateway_port,
+                        "--alertmanager", "127.0.0.1:%d" % free_port(),
+                        "--rules-dir", rules, "-o", cfg], check=True)
+        text = open(cfg, encoding="utf-8").read()
+        for key in ("scrape_interval", "scrape_timeout", "evaluation_interval"):
+            text, n = re.subn(r"^(  %s:) \S+$" % key, r"\g<1> 1s", text, flags=re.M)
+            check(n == 1, "template has no global %s" % key)
+        with open(cfg, "w", encoding="utf-8") as f:
+            f.write(text)
+        exe = shutil.which("prometheus") or "/usr/bin/prometheus"
+        self.proc, self.port = start_server("prometheus", lambda port: [
+            exe, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(tmp, "prometheus-data"),
+            "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"], tmp,
+            lambda port: http_get("http://127.0.0.1:%d/-/ready" % port, 1)[0] == 200, timeout=60)
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def _get(self, path):
+        status, body = http_get(self.url + path, 5)
+        if status != 200:
+            return None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        return data.get("data") if data.get("status") == "success" else None
+
+    def query(self, expr):
+        """[(labels, value)] of an instant query; [] on error."""
+        import urllib.parse
+        data = self._get("/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        if not data:
+            return []
+        return [(r["metric"], float(r["value"][1])) for r in data.get("result", [])]
+
+    def alerts(self, name, job, state=None):
+        """{(stage, instance): alert} of the alerts named `name` for `job`."""
+        data = self._get("/api/v1/alerts")
+        out = {}
+        for a in (data or {}).get("alerts", []):
+            lab = a.get("labels", {})
+            if lab.get("alertname") == name and lab.get("job") == job and (state is None or a.get("state") == state):
+                out[(lab.get("stage"), lab.get("instance"))] = a
+        return out
+
+    def rules_loaded(self):
+        data = self._get("/api/v1/rules")
+        return bool(data) and any(r.get("name") == "PipelineLagHigh" for g in data["groups"] for r in g["rules"])
+
+    def stop(self):
+        if self.proc.alive():
+            self.proc.stop()
+
+
+def tool_or_skip(name):
+    path = shutil.which(name) or os.path.join("/usr/bin", name)
+    if not os.access(path, os.X_OK):
+        log("SKIP: %s not found (./pipeline setup installs it)" % name)
+        sys.exit(77)
+    return path
+
+
+class GrowthWatch:
+    """Samples of pushed gauges of one group, read from the gateway, to
+    check they grow with the wall clock (a stall: freshness climbs 1 s/s)."""
+
+    def __init__(self, gateway, names, **labels):
+        self.gateway, self.names, self.labels = gateway, names, labels
+        self.samples = []  # (monotonic time, {name: value, "push_time_seconds": t})
+
+    def sample(self):
+        s = self.gateway.samples()
+        row = {n: sum_samples(s, n, **self.labels) for n in self.names + ["push_time_seconds"]}
+        if all(v is not None for v in row.values()):
+            if not self.samples or row["push_time_seconds"] > self.samples[-1][1]["push_time_seconds"]:
+                self.samples.append((time.monotonic(), row))
+        return row
+
+    def check_monotonic(self, name, tolerance):
+        """Each pushed value at least the previous minus `tolerance`, and the
+        growth between two pushes equal to the time between them within
+        `tolerance` (the value is computed at push time)."""
+        vals = [(r["push_time_seconds"], r[name]) for _, r in self.samples]
+        check(len(vals) >= 3, "too few pushes of %s sampled: %s" % (name, vals))
+        for (t0, v0), (t1, v1) in zip(vals, vals[1:]):
+            check(v1 >= v0 - tolerance, "%s fell from %.3f to %.3f between pushes at %.1f and %.1f"
+                  % (name, v0, v1, t0, t1))
+            check(abs((v1 - v0) - (t1 - t0)) <= tolerance,
+                  "%s grew %.3f s in %.3f s between two pushes (want 1 s/s within %.1f s)"
+                  % (name, v1 - v0, t1 - t0, tolerance))
+        return vals

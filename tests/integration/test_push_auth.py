@@ -86,6 +86,9 @@ class SecureGateway:
         self.scheme = "https" if tls else "http"
         self.proc, self.port = pwtest.start_server(name, lambda port: [
             pwtest.pushgateway_exe(), "--web.listen-address=127.0.0.1:%d" % port,
+            # its own state file: without it Debian's gateway writes the
+            # system-wide default one (/var/lib/prometheus/pushgateway.data)
+            "--persistence.file=" + os.path.join(tmp, name + ".data"),
             "--web.config.file=" + config, "--log.level=warn"], tmp,
             lambda port: http_get(self.url_for(port) + "/-/ready", self.cafile, timeout=1)[0] == 200)
         self.url = self.url_for(self.port)

@@ -6,8 +6,9 @@ For every `- alert:` in prometheus/rules/*.yml:
   * annotations summary, description and runbook_url exist; the summary names
     the stage and instance ({{ $labels.stage }} / {{ $labels.instance }}) or,
     for alerts aggregated above the instance, says which stage;
-  * runbook_url is docs/runbook.md#<anchor> and docs/runbook.md has a heading
-    with that anchor (GitHub slug);
+  * runbook_url is the external label runbook_base (an absolute URL of the
+    runbook) or else docs/runbook.md, then #<anchor>, and docs/runbook.md has
+    a heading with that anchor (GitHub slug);
   * prometheus/tests/*.yml has at least one alert_rule_test where it fires
     (non-empty exp_alerts) and one where it stays silent (exp_alerts: []).
 For the alerts in INLINED, the expression contains (whitespace aside) the
@@ -25,6 +26,13 @@ INLINED = {
     "PipelineHighErrorRate": ["job_stage_instance:pipeline_record_errors:ratio_rate1m",
                               "job_stage_instance:pipeline_records_handled:rate1m"],
 }
+
+# runbook_url: the external label runbook_base (absolute URL of
+# docs/runbook.md, set in prometheus.yml.in) or the repository path, then
+# the section's anchor.
+RUNBOOK_URL = (r"'\{\{ with \$externalLabels\.runbook_base \}\}\{\{ \. \}\}"
+               r"\{\{ else \}\}docs/runbook\.md\{\{ end \}\}#([\w-]+)'")
+RUNBOOK_URL_TEXT = ("'{{ with $externalLabels.runbook_base }}{{ . }}{{ else }}docs/runbook.md{{ end }}#anchor'")
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -90,11 +98,11 @@ def main():
                 problems.append(f"{where}: summary does not name the stage")
             if "$value" not in block.split("description:", 1)[-1]:
                 problems.append(f"{where}: description does not show $value")
-            rb = re.search(r"^\s+runbook_url:\s*(\S+)", block, re.M)
+            rb = re.search(r"^\s+runbook_url:\s*(.+?)\s*$", block, re.M)
             if rb:
-                m = re.fullmatch(r"docs/runbook\.md#([\w-]+)", rb.group(1))
+                m = re.fullmatch(RUNBOOK_URL, rb.group(1))
                 if not m:
-                    problems.append(f"{where}: runbook_url {rb.group(1)} is not docs/runbook.md#anchor")
+                    problems.append(f"{where}: runbook_url {rb.group(1)} is not {RUNBOOK_URL_TEXT}")
                 elif m.group(1) not in anchors:
                     problems.append(f"{where}: docs/runbook.md has no section #{m.group(1)}")
     for name in sorted(names):

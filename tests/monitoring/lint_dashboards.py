@@ -11,7 +11,7 @@ plus the provisioning wiring:
   * every panel and every target uses {"type": "prometheus", "uid": "${datasource}"};
   * every range selector is [$__rate_interval] (so every rate/irate/increase);
   * every series selector has job=~"$job", and instance=~"$instance" unless it
-    reads per-job SLO series (slo:*);
+    reads per-job series (slo:* and job:* recording rules: no instance label);
   * every panel has a title, a description and a unit; panel ids are unique;
   * only known template variables are referenced;
   * the dashboard provider reads the folder compose mounts the dashboards in.
@@ -29,6 +29,11 @@ KNOWN_VARS = {"datasource", "job", "instance", "__rate_interval", "__interval", 
               "__range_s", "__interval_ms"}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
             "unless", "bool", "offset", "inf", "nan"}
+
+
+# Series that have no instance label by construction: Sloth's per-job SLO
+# series and recording rules whose level is `job:` (aggregated to the job).
+PER_JOB = ("slo:", "job:")
 
 
 class Lint:
@@ -121,7 +126,7 @@ def lint_expr(where, expr, lint):
         found = True
         if 'job=~"$job"' not in matchers:
             lint.err(where, f"selector {name}{{{matchers}}} lacks job=~\"$job\"")
-        if not name.startswith("slo:") and 'instance=~"$instance"' not in matchers:
+        if not name.startswith(PER_JOB) and 'instance=~"$instance"' not in matchers:
             lint.err(where, f"selector {name}{{{matchers}}} lacks instance=~\"$instance\"")
     if not found:
         lint.err(where, "no series selector found")

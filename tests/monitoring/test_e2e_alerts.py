@@ -19,8 +19,10 @@ real Alertmanager, fed by a real pipeline through a real Pushgateway.
 Then:
   (a) an injector (a second producer, --fault-rate 1 --fault-kinds
       malformed_json) feeds the workers: PipelineHighErrorRate must fire in
-      Prometheus for both workers and reach Alertmanager with severity=ticket,
-      stage=worker and the instance;
+      Prometheus for the worker(s) handling the injected records
+      (credit-based dispatch may use only one at this rate), for no other
+      stage, and reach Alertmanager with
+      severity=ticket, stage=worker and the instance;
   (c) tests/monitoring/dashboard_queries.py: every dashboard panel's
       expression returns data against this Prometheus;
   (b) kill -9 of worker-1: PipelineStageDown (severity=page) fires for
@@ -140,6 +142,11 @@ def check_am_labels(alert, name, severity, stage, instance):
     check(got == want, "Alertmanager has %s with labels %s, want %s" % (name, labels, want))
     summary = alert.get("annotations", {}).get("summary", "")
     check(stage in summary and instance in summary, "summary %r does not name %s/%s" % (summary, stage, instance))
+    # An absolute link a notification can carry (external label runbook_base
+    # of the rendered config), to the alert's section.
+    url = alert.get("annotations", {}).get("runbook_url", "")
+    want_url = "http://127.0.0.1:5001/runbook.md#" + name.lower()
+    check(url == want_url, "runbook_url %r, want %r" % (url, want_url))
 
 
 def main():
@@ -188,35 +195,39 @@ def main():
                                 for g in body["data"]["groups"] for r in g["rules"])
         wait_for(rule_group_loaded, 30, "Prometheus to load the rules", interval=0.2)
 
-        # Clean traffic first: both workers handling records, no error alert.
-        def workers_flowing():
+        # Clean traffic first: the workers handling records, no error alert.
+        # Credit-based dispatch may give every record to one worker at this
+        # rate (the first one with enough credit), so the alert is expected
+        # for the workers that handle records, whichever they are.
+        def flowing_workers():
             body = get_json(alerts.prom + "/api/v1/query?" + urllib.parse.urlencode({
                 "query": 'job_stage_instance:pipeline_records_handled:rate1m{job="%s",stage="worker"} >= 1' % pipe.job}))
-            return body and len(body["data"]["result"]) == 2
-        wait_for(workers_flowing, 60, "both workers handling >= 1 record/s in Prometheus", interval=0.5)
+            return body and {r["metric"]["instance"] for r in body["data"]["result"]}
+        wait_for(flowing_workers, 60, "a worker handling >= 1 record/s in Prometheus", interval=0.5)
         check(not alerts.prometheus("PipelineHighErrorRate"),
               "PipelineHighErrorRate active on clean traffic: %s" % alerts.prometheus("PipelineHighErrorRate"))
         log("clean traffic flowing after %.1fs" % (time.monotonic() - t0))
 
-        # (a) injection -> PipelineHighErrorRate in Prometheus and Alertmanager.
+        # (a) injection -> PipelineHighErrorRate in Prometheus and Alertmanager
+        # for the worker(s) that got the injected records, and only workers.
         t_inject = time.monotonic()
         pipe.start_producer("--rate", str(INJECT_RATE), "--count", str(INJECT_COUNT), "--fault-rate", "1",
                             "--fault-kinds", "malformed_json", "--ack-timeout", "2000",
                             name="injector", pid="inj", port=inject_port)
-        firing = wait_for(lambda: (lambda a: a if set(a) >= set(workers) else None)(
-            alerts.prometheus("PipelineHighErrorRate", "firing")),
-            60, "PipelineHighErrorRate firing in Prometheus for both workers", interval=0.5)
+
+        firing = wait_for(lambda: alerts.prometheus("PipelineHighErrorRate", "firing"), 60,
+                          "PipelineHighErrorRate firing in Prometheus", interval=0.5)
         log("PipelineHighErrorRate firing in Prometheus %.1fs after the injection started: %s"
             % (time.monotonic() - t_inject, {i: a["value"] for i, a in firing.items()}))
         for inst, a in firing.items():
             check(a["labels"].get("stage") == "worker" and a["labels"].get("severity") == "ticket",
                   "PipelineHighErrorRate labels %s" % a["labels"])
             check(float(a["value"]) > 0.05, "PipelineHighErrorRate value %s is not above 5 %%" % a["value"])
-        check(set(firing) == set(workers), "PipelineHighErrorRate fires for %s, not only the workers" % sorted(firing))
-        in_am = wait_for(lambda: (lambda a: a if set(a) >= set(workers) else None)(
+        check(set(firing) <= set(workers), "PipelineHighErrorRate fires for %s, not only the workers" % sorted(firing))
+        in_am = wait_for(lambda: (lambda a: a if set(a) >= set(firing) else None)(
             alerts.alertmanager("PipelineHighErrorRate")),
-            30, "PipelineHighErrorRate for both workers at Alertmanager", interval=0.5)
-        for inst in workers:
+            30, "PipelineHighErrorRate for %s at Alertmanager" % sorted(firing), interval=0.5)
+        for inst in firing:
             check_am_labels(in_am[inst], "PipelineHighErrorRate", "ticket", "worker", inst)
         log("PipelineHighErrorRate at Alertmanager %.1fs after the injection started"
             % (time.monotonic() - t_inject))
