@@ -326,6 +326,8 @@ static enum pw_dedup_verdict hot_mark(pw_dedup *d, pw_dedup_stream *s, hot_slot 
     uint64_t mask = 1ull << (i % 64);
     if (h->bits[i / 64] & mask)
         return PW_DEDUP_DUPLICATE;
+    if (h->bits[i / 64] == 0)
+        h->min_ts[i / 64] = 0; /* a word's earlier lap says nothing about this one */
     h->bits[i / 64] |= mask;
     h->above++;
     if (seq == s->base)
@@ -350,18 +352,34 @@ static int make_cold(pw_dedup *d, hot_slot *h)
 {
     pw_dedup_stream *s = h->stream;
     assert(s->nranges == 0);
-    /* Two passes over the window, seq order from the base: count, fill. */
+    /* Two passes in seq order from the base (count, then fill), each
+     * ending once every marked seq has been seen: an idle stream's few
+     * marks cost a few words, not the whole window. */
+    uint64_t o = 0;
+    double min_ts = 0;
     for (int pass = 0; pass < 2; pass++) {
         size_t n = 0;
+        uint64_t found = 0;
         bool in = false;
-        for (uint64_t o = 0; o < d->window && h->above;) {
-            uint64_t q = s->base + o;
-            uint64_t i = q % d->window;
-            if (i % 64 == 0 && !in && h->bits[i / 64] == 0 && o + 64 <= d->window) {
+        for (o = 0; o < d->window && (found < h->above || in);) {
+            uint64_t q = s->base + o, i = q % d->window;
+            if (i % 64 == 0 && o + 64 <= d->window && h->bits[i / 64] == (in ? UINT64_MAX : 0)) {
+                if (in) { /* a whole word inside a range */
+                    found += 64;
+                    double t = h->min_ts[i / 64];
+                    if (t > 0 && (min_ts == 0 || t < min_ts))
+                        min_ts = t;
+                }
                 o += 64;
                 continue;
             }
             bool set = h->bits[i / 64] >> (i % 64) & 1;
+            if (set) {
+                found++;
+                double t = h->min_ts[i / 64];
+                if (t > 0 && (min_ts == 0 || t < min_ts))
+                    min_ts = t;
+            }
             if (set && !in) {
                 if (pass == 1)
                     s->ranges[n].first = q;
@@ -376,16 +394,20 @@ static int make_cold(pw_dedup *d, hot_slot *h)
         }
         if (in) {
             if (pass == 1)
-                s->ranges[n].end = s->base + d->window;
+                s->ranges[n].end = s->base + o;
             n++;
         }
         if (pass == 0 && ranges_reserve(d, s, n) != PW_OK)
             return PW_ENOMEM;
         s->nranges = n;
     }
-    s->cold_min_ts = hot_min_ts(d, h);
-    memset(h->bits, 0, d->words * sizeof *h->bits);
-    memset(h->min_ts, 0, d->words * sizeof *h->min_ts);
+    /* Nothing is set beyond offset o: clear the words up to it. */
+    uint64_t first = (s->base % d->window) / 64, nwords = (s->base % 64 + o + 63) / 64;
+    for (uint64_t k = 0; k < nwords && k < d->words; k++) {
+        h->bits[(first + k) % d->words] = 0;
+        h->min_ts[(first + k) % d->words] = 0;
+    }
+    s->cold_min_ts = min_ts;
     h->above = 0;
     h->stream = NULL;
     s->slot = NOT_HOT;

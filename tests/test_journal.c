@@ -40,11 +40,11 @@
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
-#define MODEL_DEFAULT_ITERATIONS (RUNNING_ON_VALGRIND ? 40 : 500)
+#define MODEL_DEFAULT_ITERATIONS (RUNNING_ON_VALGRIND ? 40 : 250)
 #endif
 #endif
 #ifndef MODEL_DEFAULT_ITERATIONS
-#define MODEL_DEFAULT_ITERATIONS 500
+#define MODEL_DEFAULT_ITERATIONS 250
 #endif
 
 #define MUST(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)

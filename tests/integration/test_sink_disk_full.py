@@ -38,7 +38,7 @@ def main():
         wait_for(lambda: listener.window is not None, 20, "the sink's greeting")
         pipe.start_worker("worker-1")
         pipe.start_worker("worker-2")
-        prod = pipe.start_producer("--rate", "0", "--count", str(COUNT), "--fault-rate", "0.05",
+        prod = pipe.start_producer("--rate", "2000", "--count", str(COUNT), "--fault-rate", "0.05",
                                    "--fault-kinds", "malformed_json,missing_field,invalid_value,empty",
                                    "--ack-timeout", "1000")
         rc = sink.wait(120)
