@@ -221,11 +221,10 @@ static void ranges_release(pw_dedup *d, pw_dedup_stream *s)
     s->nranges = s->ranges_cap = 0;
 }
 
-static bool cold_contains(const pw_dedup_stream *s, uint64_t seq)
+/* Index of the first range whose first seq is above seq. */
+static size_t range_after(const pw_dedup_stream *s, uint64_t seq)
 {
-    if (seq < s->base)
-        return true;
-    size_t lo = 0, hi = s->nranges; /* first range with first > seq */
+    size_t lo = 0, hi = s->nranges;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (s->ranges[mid].first <= seq)
@@ -233,7 +232,15 @@ static bool cold_contains(const pw_dedup_stream *s, uint64_t seq)
         else
             hi = mid;
     }
-    return lo > 0 && s->ranges[lo - 1].end > seq;
+    return lo;
+}
+
+static bool cold_contains(const pw_dedup_stream *s, uint64_t seq)
+{
+    if (seq < s->base)
+        return true;
+    size_t i = range_after(s, seq);
+    return i > 0 && s->ranges[i - 1].end > seq;
 }
 
 /* Marks seq in the cold form: PW_DEDUP_NEW / PW_DEDUP_DUPLICATE, or
@@ -255,15 +262,7 @@ static int cold_mark(pw_dedup *d, pw_dedup_stream *s, uint64_t seq, double ts)
             s->cold_min_ts = 0;
         return PW_DEDUP_NEW;
     }
-    size_t lo = 0, hi = s->nranges;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->ranges[mid].first <= seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    size_t i = lo;
+    size_t i = range_after(s, seq);
     if (i > 0 && s->ranges[i - 1].end > seq)
         return PW_DEDUP_DUPLICATE;
     bool join_prev = i > 0 && s->ranges[i - 1].end == seq;
