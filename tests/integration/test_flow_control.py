@@ -52,23 +52,23 @@ def part_lone_slow_worker_duplicates():
 
 
 def part_kill9_worker_holding_credit():
-    rate = 1500 // SCALE
-    count = rate * 10
+    # Two workers at 1 ms per record (~1000/s each, the delay dominates also
+    # under sanitizers) fed 2500/s: both saturated, so each always holds
+    # records it has not finished when the kill comes.
+    rate = 2500
+    count = rate * 6
     with scenario("fc-kill-credit", gateway=True) as (pipe, gw):
         pipe.start_sink()
-        # Two workers at ~1000 records/s each, fed 1500/s: both always hold work.
         pipe.start_worker("worker-1", "--delay-ms", "1")
-        slow = pipe.start_worker("worker-2", "--delay-ms", "1")
+        victim = pipe.start_worker("worker-2", "--delay-ms", "1")
         prod = pipe.start_producer("--rate", str(rate), "--count", str(count))
-        wait_for(lambda: count_lines(pipe.out) >= count // 3, 60, "a third of the records written")
-        slow.kill9()
+        wait_for(lambda: count_lines(pipe.out) >= count // 4, 60, "a quarter of the records written")
+        victim.kill9()
         check(prod.wait(120) == 0, "producer did not finish after the kill")
         pipe.assert_exactly_once("p1", count)
-        prod_logs = prod.logs()
         retried = sum(gw.value("pipeline_records_retried_total", job=pipe.job, instance="producer",
                                cause=c) or 0 for c in ("ack_timeout", "worker_lost"))
-        log("killed a worker holding credit: %d records re-sent; lost-worker lines: %d"
-            % (retried, len([l for l in prod_logs if l["msg"].startswith("worker lost")])))
+        log("killed a saturated worker holding credit: %d records re-sent" % retried)
         # What it held is re-sent, once: at most its credit (default 1024), not a storm.
         check(0 < retried <= 2048, "%d records re-sent for one dead worker" % retried)
 
