@@ -498,13 +498,9 @@ int pw_registry_encode(pw_registry *reg, pw_buf *out)
             }
             break;
         case FAMILY_GAUGE:
+        case FAMILY_GAUGE_LABELLED: /* the labelled one has its one constant pair */
             append_header(out, f, "gauge");
-            append_series(out, f->name, NULL, NULL, NULL);
-            append_double_line(out, pw_gauge_get(&f->m.gauge));
-            break;
-        case FAMILY_GAUGE_LABELLED:
-            append_header(out, f, "gauge");
-            append_series(out, f->name, NULL, f->label, f->values[0]);
+            append_series(out, f->name, NULL, f->label, f->label ? f->values[0] : NULL);
             append_double_line(out, pw_gauge_get(&f->m.gauge));
             break;
         case FAMILY_AGE:

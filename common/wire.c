@@ -23,12 +23,18 @@ static void put_u32_at(pw_buf *b, size_t at, uint32_t v)
         memcpy(b->data + at, &v, 4);
 }
 
+/* Every message starts from an empty buffer and a producer name cut at
+ * PW_WIRE_PRODUCER_MAX; returns the name's length. */
+static size_t message_start(pw_buf *buf, size_t producer_len)
+{
+    pw_buf_reset(buf);
+    return producer_len > PW_WIRE_PRODUCER_MAX ? PW_WIRE_PRODUCER_MAX : producer_len;
+}
+
 void pw_batch_begin(pw_batch_writer *w, pw_buf *buf, const char *producer, size_t producer_len,
                     uint64_t run)
 {
-    if (producer_len > PW_WIRE_PRODUCER_MAX)
-        producer_len = PW_WIRE_PRODUCER_MAX;
-    pw_buf_reset(buf);
+    producer_len = message_start(buf, producer_len);
     w->buf = buf;
     w->count = 0;
     uint8_t plen = (uint8_t)producer_len;
@@ -139,9 +145,7 @@ bool pw_batch_valid(const void *msg, size_t len)
 void pw_ack_begin(pw_ack_writer *w, pw_buf *buf, const char *producer, size_t producer_len,
                   uint64_t run)
 {
-    if (producer_len > PW_WIRE_PRODUCER_MAX)
-        producer_len = PW_WIRE_PRODUCER_MAX;
-    pw_buf_reset(buf);
+    producer_len = message_start(buf, producer_len);
     w->buf = buf;
     w->count = 0;
     w->open = false;
@@ -218,9 +222,7 @@ int pw_ack_read_next(pw_ack_reader *r, uint64_t *first, uint32_t *n)
 
 void pw_greeting_write(pw_buf *buf, const char *producer, size_t producer_len, uint64_t dedup_window)
 {
-    if (producer_len > PW_WIRE_PRODUCER_MAX)
-        producer_len = PW_WIRE_PRODUCER_MAX;
-    pw_buf_reset(buf);
+    producer_len = message_start(buf, producer_len);
     pw_buf_append(buf, producer, producer_len);
     pw_buf_append_char(buf, '\0');
     pw_buf_append(buf, greeting_magic, 4);

@@ -714,3 +714,13 @@ class GrowthWatch:
                   "%s grew %.3f s in %.3f s between two pushes (want 1 s/s within %.1f s)"
                   % (name, v1 - v0, t1 - t0, tolerance))
         return vals
+
+
+def batch(producer, run, items):
+    """A well-formed batch message (wire.h): items = [(seq, flags, ts, bytes)]."""
+    name = producer.encode()
+    out = [b"PWB1", bytes([len(name)]), name, struct.pack("<QI", run, len(items))]
+    for seq, flags, ts, data in items:
+        out.append(struct.pack("<QBdI", seq, flags, ts, len(data)))
+        out.append(data)
+    return b"".join(out)

@@ -30,7 +30,7 @@ import time
 import zmq
 
 import pwtest
-from pwtest import Pipeline, Pushgateway, check, credit_message, greeting, log, valid_record, wait_for
+from pwtest import Pipeline, Pushgateway, batch, check, credit_message, greeting, log, valid_record, wait_for
 
 SCALE = 5 if pwtest.SANITIZED else 1
 FLOOD = 100000 // SCALE
@@ -51,16 +51,6 @@ def rss_bytes(pid):
 
 def mib(n):
     return n / (1024.0 * 1024.0)
-
-
-def batch(producer, run, items):
-    """A well-formed batch: items = [(seq, flags, ts, bytes)]."""
-    name = producer.encode()
-    out = [b"PWB1", bytes([len(name)]), name, struct.pack("<QI", run, len(items))]
-    for seq, flags, ts, data in items:
-        out.append(struct.pack("<QBdI", seq, flags, ts, len(data)))
-        out.append(data)
-    return b"".join(out)
 
 
 def garbage(rnd, i):
