@@ -547,3 +547,26 @@ int pw_test_run(Suite *s)
     srunner_free(r);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define PW_UNDER_VALGRIND RUNNING_ON_VALGRIND
+#endif
+#endif
+#ifndef PW_UNDER_VALGRIND
+#define PW_UNDER_VALGRIND 0
+#endif
+
+void pw_test_model_runs(const char *name, long iterations, long under_valgrind, void (*run)(uint64_t seed))
+{
+    const char *it = getenv("PW_MODEL_ITERATIONS");
+    const char *fixed = getenv("PW_MODEL_SEED");
+    long n = it ? atol(it) : PW_UNDER_VALGRIND ? under_valgrind : iterations;
+    uint64_t seed0 = fixed ? strtoull(fixed, NULL, 10) : (uint64_t)time(NULL);
+    printf("%s model: %ld sequences from seed %llu (PW_MODEL_SEED replays)\n", name, n,
+           (unsigned long long)seed0);
+    fflush(stdout);
+    for (long i = 0; i < n; i++)
+        run(seed0 + (uint64_t)i);
+}

@@ -68,6 +68,13 @@ double pw_test_gateway_value(int port, const char *series);
 #define PW_TEST_SKIP_WITHOUT_METRICS() ((void)0)
 #endif
 
+/* Drives a model-based test: runs run(seed) for `iterations` consecutive
+ * seeds (under Valgrind `under_valgrind` of them), from PW_MODEL_SEED when
+ * set, else from the clock; PW_MODEL_ITERATIONS overrides the count.
+ * Prints "<name> model: N sequences from seed S" first, so any failure can
+ * be replayed with PW_MODEL_SEED=<the failing seed> PW_MODEL_ITERATIONS=1. */
+void pw_test_model_runs(const char *name, long iterations, long under_valgrind, void (*run)(uint64_t seed));
+
 /* Runs a Check suite (CK_NORMAL output) and returns the exit status for
  * main: EXIT_SUCCESS when every test passed.  Frees the suite. */
 struct Suite;

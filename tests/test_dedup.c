@@ -16,16 +16,6 @@
 #include "pw.h"
 #include "support.h"
 
-/* Under Valgrind (scripts/valgrind-unit) the model runs fewer sequences. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define MODEL_DEFAULT_ITERATIONS (RUNNING_ON_VALGRIND ? 40 : 1000)
-#endif
-#endif
-#ifndef MODEL_DEFAULT_ITERATIONS
-#define MODEL_DEFAULT_ITERATIONS 1000
-#endif
 
 #define BIG_BUDGET (64u << 20)
 /* Check records every assertion it passes (a write each): in the model's
@@ -385,14 +375,7 @@ static void model_run(uint64_t seed)
 
 START_TEST(test_dedup_matches_a_set_of_written_ids_over_random_sequences)
 {
-    const char *it = getenv("PW_MODEL_ITERATIONS");
-    const char *fixed = getenv("PW_MODEL_SEED");
-    long n = it ? atol(it) : MODEL_DEFAULT_ITERATIONS;
-    uint64_t seed0 = fixed ? strtoull(fixed, NULL, 10) : (uint64_t)time(NULL);
-    printf("test_dedup model: %ld sequences from seed %llu (PW_MODEL_SEED replays)\n", n,
-           (unsigned long long)seed0);
-    for (long i = 0; i < n; i++)
-        model_run(seed0 + (uint64_t)i);
+    pw_test_model_runs("test_dedup", 1000, 40, model_run);
 }
 END_TEST
 
