@@ -34,7 +34,7 @@ int pw_dispatch_credit(pw_dispatch *d, const void *id, size_t len, uint32_t gran
     if (len == 0 || len > PW_WORKER_ID_MAX)
         return -1;
     int free_slot = -1;
-    for (size_t i = 0; i < d->max_workers; i++) {
+    for (size_t i = 0; i < d->end; i++) {
         pw_worker_peer *p = &d->peers[i];
         if (!p->used) {
             if (free_slot < 0)
@@ -42,14 +42,18 @@ int pw_dispatch_credit(pw_dispatch *d, const void *id, size_t len, uint32_t gran
             continue;
         }
         if (p->id_len == len && memcmp(p->id, id, len) == 0) {
+            d->credit_sum -= p->credit;
             if (now_ns - p->last_sent_ns >= d->quiet_ns)
                 p->credit = outstanding;
             else
                 p->credit += grant;
+            d->credit_sum += p->credit;
             p->last_heard_ns = now_ns;
             return (int)i;
         }
     }
+    if (free_slot < 0 && d->end < d->max_workers)
+        free_slot = (int)d->end++;
     if (free_slot < 0)
         return -1;
     pw_worker_peer *p = &d->peers[free_slot];
@@ -57,14 +61,15 @@ int pw_dispatch_credit(pw_dispatch *d, const void *id, size_t len, uint32_t gran
                            .last_heard_ns = now_ns, .last_sent_ns = 0 };
     memcpy(p->id, id, len);
     d->live++;
+    d->credit_sum += outstanding;
     return free_slot;
 }
 
 int pw_dispatch_pick(pw_dispatch *d)
 {
     int best = -1;
-    for (size_t k = 0; k < d->max_workers; k++) {
-        size_t i = (d->next_pick + k) % d->max_workers;
+    for (size_t k = 0; k < d->end; k++) {
+        size_t i = (d->next_pick + k) % d->end;
         const pw_worker_peer *p = &d->peers[i];
         if (p->used && p->credit > 0 && (best < 0 || p->credit > d->peers[best].credit))
             best = (int)i;
@@ -77,13 +82,15 @@ int pw_dispatch_pick(pw_dispatch *d)
 void pw_dispatch_sent(pw_dispatch *d, int i, uint64_t records, uint64_t now_ns)
 {
     pw_worker_peer *p = &d->peers[i];
-    p->credit = records < p->credit ? p->credit - records : 0;
+    uint64_t used = records < p->credit ? records : p->credit;
+    p->credit -= used;
+    d->credit_sum -= used;
     p->last_sent_ns = now_ns;
 }
 
 int pw_dispatch_expire(pw_dispatch *d, uint64_t now_ns)
 {
-    for (size_t i = 0; i < d->max_workers; i++) {
+    for (size_t i = 0; i < d->end; i++) {
         pw_worker_peer *p = &d->peers[i];
         if (p->used && now_ns - p->last_heard_ns > d->lost_after_ns) {
             pw_dispatch_drop(d, (int)i);
@@ -98,15 +105,12 @@ void pw_dispatch_drop(pw_dispatch *d, int i)
     if (i < 0 || (size_t)i >= d->max_workers || !d->peers[i].used)
         return;
     d->peers[i].used = false;
+    d->credit_sum -= d->peers[i].credit;
     d->peers[i].credit = 0;
     d->live--;
 }
 
 uint64_t pw_dispatch_credit_total(const pw_dispatch *d)
 {
-    uint64_t total = 0;
-    for (size_t i = 0; i < d->max_workers; i++)
-        if (d->peers[i].used)
-            total += d->peers[i].credit;
-    return total;
+    return d->credit_sum;
 }

@@ -46,6 +46,8 @@ typedef struct pw_worker_peer {
 typedef struct pw_dispatch {
     pw_worker_peer *peers;
     size_t max_workers, live;
+    size_t end;                 /* one past the highest slot ever used: scans stop here */
+    uint64_t credit_sum;        /* sum of the used slots' credit, kept as they change */
     uint64_t lost_after_ns, quiet_ns;
     size_t next_pick;           /* round-robin start among equals */
 } pw_dispatch;

@@ -484,6 +484,48 @@ START_TEST(test_dispatch_silent_worker_is_lost_once_and_can_come_back)
 }
 END_TEST
 
+/* The kept totals (credit_sum, end) always equal what a full scan finds. */
+START_TEST(test_dispatch_kept_credit_total_matches_a_scan_over_random_operations)
+{
+    pw_dispatch d;
+    ck_assert_int_eq(pw_dispatch_init(&d, 8, 500, 5000), PW_OK);
+    rng_state = 12345;
+    uint64_t now = 10000 * MS;
+    for (int step = 0; step < 20000; step++) {
+        now += rnd_below(400) * MS;
+        char id[2] = { (char)('a' + rnd_below(12)), 0 };
+        switch (rnd_below(4)) {
+        case 0:
+            pw_dispatch_credit(&d, id, 1, (uint32_t)rnd_below(300), (uint32_t)rnd_below(300), now);
+            break;
+        case 1: {
+            int i = pw_dispatch_pick(&d);
+            if (i >= 0)
+                pw_dispatch_sent(&d, i, rnd_below(400), now);
+            break;
+        }
+        case 2:
+            pw_dispatch_expire(&d, now);
+            break;
+        default:
+            pw_dispatch_drop(&d, (int)rnd_below(9) - 1);
+        }
+        uint64_t sum = 0;
+        size_t live = 0;
+        for (size_t i = 0; i < d.max_workers; i++) {
+            ck_assert(i < d.end || !d.peers[i].used);
+            if (d.peers[i].used) {
+                sum += d.peers[i].credit;
+                live++;
+            }
+        }
+        ck_assert_uint_eq(pw_dispatch_credit_total(&d), sum);
+        ck_assert_uint_eq(d.live, live);
+    }
+    pw_dispatch_free(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("window");
@@ -499,6 +541,7 @@ int main(void)
     tcase_add_test(tc, test_window_requeue_batch_queues_exactly_the_batch);
     tcase_add_test(tc, test_dispatch_credit_from_new_known_and_quiet_workers);
     tcase_add_test(tc, test_dispatch_silent_worker_is_lost_once_and_can_come_back);
+    tcase_add_test(tc, test_dispatch_kept_credit_total_matches_a_scan_over_random_operations);
     suite_add_tcase(s, tc);
     return pw_test_run(s);
 }
