@@ -724,3 +724,11 @@ def batch(producer, run, items):
         out.append(struct.pack("<QBdI", seq, flags, ts, len(data)))
         out.append(data)
     return b"".join(out)
+
+
+def check_no_sanitizer_reports(procs):
+    """No stage printed an AddressSanitizer/UBSan report on stderr."""
+    for p in procs:
+        err = p.stderr()
+        check("Sanitizer" not in err and "runtime error:" not in err,
+              "%s reported a sanitizer error:\n%s" % (p.name, err[-3000:]))

@@ -7,7 +7,7 @@ be pushed by each stage it names."""
 import os
 import re
 
-from pwtest import SOURCE, Pipeline, Pushgateway, check, log, pushed_families, wait_for
+from pwtest import SOURCE, check, log, pushed_families, scenario, wait_for
 
 STAGES = ("producer", "worker", "sink")
 CONTRACT = os.path.join(SOURCE, "docs", "contract.md")
@@ -39,11 +39,7 @@ def contract_metrics(path):
 def main():
     doc = contract_metrics(CONTRACT)
     log("contract lists %d metric families" % len(doc))
-    pipe = Pipeline("contract")
-    gw = Pushgateway(pipe.tmp)
-    pipe.gateway_url = gw.url
-    ok = False
-    try:
+    with scenario("contract", gateway=True) as (pipe, gw):
         pipe.start_sink()
         pipe.start_worker("worker-1")
         prod = pipe.start_producer("--rate", "0", "--count", "500", "--fault-rate", "0.1")
@@ -81,12 +77,6 @@ def main():
             log("MISMATCH " + p)
         check(not problems, "%d differences between docs/contract.md and the pushed metrics" % len(problems))
         log("every pushed family is in the contract and every row is pushed (%d families)" % len(doc))
-        ok = True
-    finally:
-        if not ok:
-            pipe.stop_all()
-        gw.stop()
-        pipe.cleanup(ok)
 
 
 if __name__ == "__main__":

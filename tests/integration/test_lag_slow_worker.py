@@ -26,7 +26,8 @@ import json
 import os
 import time
 
-from pwtest import (Pipeline, Pushgateway, check, log, sum_samples, tool_or_skip, wait_for)
+from pwtest import (Pipeline, Pushgateway, check, check_no_sanitizer_reports, log, sum_samples, tool_or_skip,
+                    wait_for)
 
 PUSH = 0.5
 RATE = 100
@@ -119,10 +120,7 @@ def main():
         log("slow worker's freshness up to %.1f s; sink's freshness up to %.2f s, file hole up to %.2f s; "
             "%d records re-sent on ack timeout" % (slow_max, max(r["sink"] for r in full),
                                                   max(r["oracle"] for r in full), full[-1]["retried"]))
-        for p in pipe.procs:
-            err = p.stderr()
-            check("Sanitizer" not in err and "runtime error:" not in err,
-                  "%s reported a sanitizer error:\n%s" % (p.name, err[-3000:]))
+        check_no_sanitizer_reports(pipe.procs)
         log("PASS")
         ok = True
     finally:

@@ -17,7 +17,8 @@ import os
 import signal
 import time
 
-from pwtest import (GrowthWatch, Pipeline, Prometheus, Pushgateway, check, log, tool_or_skip, wait_for)
+from pwtest import (GrowthWatch, Pipeline, Prometheus, Pushgateway, check, check_no_sanitizer_reports, log,
+                    tool_or_skip, wait_for)
 
 PUSH = 0.5
 RATE = 200
@@ -103,9 +104,7 @@ def main():
         for p in pipe.procs:
             if p.name != "worker-1":
                 check(p.alive(), "%s died" % p.name)
-            err = p.stderr()
-            check("Sanitizer" not in err and "runtime error:" not in err,
-                  "%s reported a sanitizer error:\n%s" % (p.name, err[-3000:]))
+        check_no_sanitizer_reports(pipe.procs)
         log("PASS")
         ok = True
     finally:
